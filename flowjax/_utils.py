@@ -1,0 +1,71 @@
+"""Small shared helpers: pytree dataclasses, time broadcasting and argument checks."""
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def static_field(**kwargs: Any) -> Any:
+    """A dataclass field that is part of the pytree's static structure (a choice, not a number)."""
+    return dataclasses.field(metadata={"static": True}, **kwargs)
+
+
+def pytree_dataclass[T: type](cls: T) -> T:
+    """Make `cls` a frozen dataclass registered as a pytree.
+
+    Fields made with `static_field` are metadata (hashed, part of the treedef); all other fields
+    are leaves, so numbers such as `sigma_min` can be traced, vmapped and differentiated.
+    """
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    fields = dataclasses.fields(cls)
+    data = [f.name for f in fields if not f.metadata.get("static")]
+    meta = [f.name for f in fields if f.metadata.get("static")]
+    return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+
+
+def batch_time(t: Array | float, x: Array, name: str = "t") -> Array:
+    """Validate `t` (scalar or `[B]`) against `x: [B, *event]` and return it as `[B]`."""
+    t = jnp.asarray(t)
+    if x.ndim < 1:
+        raise ValueError(f"x must be batched with shape [B, *event], got shape {x.shape}")
+    if t.ndim == 0:
+        return jnp.broadcast_to(t, x.shape[:1])
+    if t.shape != x.shape[:1]:
+        raise ValueError(
+            f"{name} must be a scalar or have shape [B] = {x.shape[:1]} to match x of shape "
+            f"{x.shape}, got shape {t.shape}"
+        )
+    return t
+
+
+def expand_time(t: Array, x: Array) -> Array:
+    """Reshape `t: [B]` (or a scalar) to `[B, 1, ..., 1]`, to broadcast with `x: [B, *event]`."""
+    t = batch_time(t, x)
+    return t.reshape(t.shape + (1,) * (x.ndim - 1))
+
+
+def check_same_shape(a: Array, b: Array, names: str) -> None:
+    """Raise a ValueError naming both arguments unless `a` and `b` have the same shape."""
+    if a.shape != b.shape:
+        first, second = names.split(",")
+        raise ValueError(
+            f"{first} and {second} must have the same shape, got {a.shape} and {b.shape}"
+        )
+
+
+def check_choice(value: str, choices: Mapping[str, Any] | tuple[str, ...], name: str) -> None:
+    """Raise a ValueError naming the argument unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(choices)}")
+
+
+def call_field(
+    v: Callable[..., Array], params: Any, x: Array, t: Array, cond: Mapping | None
+) -> Array:
+    """Evaluate a velocity field `v(params, x, t, **cond)`, with `t` broadcast to `[B]`."""
+    return v(params, x, batch_time(t, x), **(cond or {}))

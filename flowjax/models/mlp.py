@@ -1,0 +1,89 @@
+"""A multilayer-perceptron velocity field for vector data (2-D toys, tabular data)."""
+
+import itertools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from flowjax._utils import Array, batch_time, check_choice
+from flowjax.models.embeddings import sinusoidal_embedding
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "silu": jax.nn.silu,
+    "selu": jax.nn.selu,
+    "gelu": jax.nn.gelu,
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "elu": jax.nn.elu,
+    "softplus": jax.nn.softplus,
+}
+TIME_EMBEDDINGS = ("raw", "sinusoidal", "learned")
+
+
+class MLP(nnx.Module):
+    """`v(x, t, y=None)`: `x [B, dim]`, `t [B]` (or scalar), labels `y [B]` -> `[B, dim]`.
+
+    The input layer sees `[x, embed(t), embed(y)]`, followed by `depth` hidden layers of `width`
+    units. Time embeddings: "raw" (t itself, as TorchCFM's and Meta's 2-D examples), "sinusoidal"
+    (fixed features, `time_dim`), "learned" (t -> Linear -> act -> Linear, `time_dim`).
+    With `num_classes`, labels are embedded; label `num_classes` (or `y=None`) is the null
+    class used by classifier-free guidance.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        width: int = 512,
+        depth: int = 4,
+        activation: str = "silu",
+        time_embedding: str = "raw",
+        time_dim: int = 64,
+        num_classes: int | None = None,
+        class_dim: int = 64,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs,
+    ) -> None:
+        check_choice(activation, ACTIVATIONS, "activation")
+        check_choice(time_embedding, TIME_EMBEDDINGS, "time_embedding")
+        if depth < 1 or width < 1:
+            raise ValueError(f"depth and width must be positive, got depth={depth}, width={width}")
+        self.dim, self.num_classes = dim, num_classes
+        self.activation, self.time_embedding, self.time_dim = activation, time_embedding, time_dim
+        linear = lambda i, o: nnx.Linear(i, o, dtype=dtype, rngs=rngs)  # noqa: E731
+        if time_embedding == "learned":
+            self.time_in, self.time_out = linear(1, time_dim), linear(time_dim, time_dim)
+        t_features = 1 if time_embedding == "raw" else time_dim
+        c_features = 0
+        if num_classes is not None:
+            self.class_embed = nnx.Embed(num_classes + 1, class_dim, dtype=dtype, rngs=rngs)
+            c_features = class_dim
+        sizes = [dim + t_features + c_features] + [width] * depth
+        self.hidden = nnx.List([linear(i, o) for i, o in itertools.pairwise(sizes)])
+        self.out = linear(width, dim)
+
+    def _embed_time(self, t: Array) -> Array:
+        act = ACTIVATIONS[self.activation]
+        if self.time_embedding == "raw":
+            return t[:, None]
+        if self.time_embedding == "sinusoidal":
+            return sinusoidal_embedding(t, self.time_dim)
+        return self.time_out(act(self.time_in(t[:, None])))
+
+    def __call__(self, x: Array, t: Array, y: Array | None = None) -> Array:
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape [B, {self.dim}], got {x.shape}")
+        t = batch_time(t, x).astype(x.dtype)
+        features = [x, self._embed_time(t).astype(x.dtype)]
+        if self.num_classes is not None:
+            labels = jnp.full(x.shape[:1], self.num_classes) if y is None else y
+            features.append(self.class_embed(labels).astype(x.dtype))
+        elif y is not None:
+            raise ValueError("y was given but the MLP was built without num_classes")
+        h = jnp.concatenate(features, axis=-1)
+        act = ACTIVATIONS[self.activation]
+        for layer in self.hidden:
+            h = act(layer(h))
+        return self.out(h).astype(x.dtype)

@@ -1,0 +1,99 @@
+"""Affine Gaussian probability paths and conversions between model parameterizations.
+
+`x_t = alpha_t x_1 + sigma_t x_0` with `x_0` from the source (N(0, I) for the score) and `x_1`
+from the data. Every prediction a model can make is a linear combination `p_t x_1 + q_t x_0`:
+
+    velocity dx_t : (d_alpha_t, d_sigma_t)     x1 : (1, 0)
+    x0 / epsilon  : (0, 1)                      score of p_t : (0, -1 / sigma_t)
+
+Knowing `x_t = alpha_t x_1 + sigma_t x_0` as well, any prediction determines `x_1` and `x_0`
+(a 2x2 solve), hence every other one: `AffinePath.convert` is that single formula.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from flowjax._utils import Array, check_choice, check_same_shape, expand_time, pytree_dataclass
+from flowjax.paths.schedulers import Coefficients, Scheduler
+
+PARAMETERIZATIONS = ("velocity", "x1", "x0", "epsilon", "score")
+
+
+class PathSample(NamedTuple):
+    """A point on the conditional path and its time derivative, both `[B, *event]`."""
+
+    x_t: Array
+    dx_t: Array
+
+
+def _components(kind: str, c: Coefficients) -> tuple[Any, Any]:
+    """(p, q) with prediction = p * x1 + q * x0 (broadcastable arrays or numbers)."""
+    check_choice(kind, PARAMETERIZATIONS, "parameterization")
+    return {
+        "velocity": (c.d_alpha, c.d_sigma),
+        "x1": (1.0, 0.0),
+        "x0": (0.0, 1.0),
+        "epsilon": (0.0, 1.0),
+        "score": (0.0, -1.0 / c.sigma),
+    }[kind]
+
+
+@pytree_dataclass
+class AffinePath:
+    """The conditional path `x_t = alpha_t x_1 + sigma_t x_0` of a scheduler.
+
+    Shapes: `x0, x1, x_t: [B, *event]`, `t: [B]` or a scalar.
+    """
+
+    scheduler: Scheduler
+
+    def coefficients(self, t: Array, x: Array) -> Coefficients:
+        """Scheduler coefficients at `t`, each shaped `[B, 1, ..., 1]` to broadcast with `x`."""
+        return self.scheduler(expand_time(t, x))
+
+    def sample(self, x0: Array, x1: Array, t: Array) -> PathSample:
+        """`x_t` and the conditional velocity `dx_t = d_alpha_t x_1 + d_sigma_t x_0`."""
+        check_same_shape(x0, x1, "x0,x1")
+        c = self.coefficients(t, x1)
+        return PathSample(c.alpha * x1 + c.sigma * x0, c.d_alpha * x1 + c.d_sigma * x0)
+
+    def convert(self, pred: Array, x_t: Array, t: Array, *, src: str, dst: str) -> Array:
+        """Turn a `src` prediction at `(x_t, t)` into a `dst` prediction.
+
+        `src`, `dst` are among "velocity", "x1", "x0" (= "epsilon") and "score".
+        """
+        check_same_shape(pred, x_t, "pred,x_t")
+        c = self.coefficients(t, x_t)
+        p_a, q_a = _components(src, c)
+        p_b, q_b = _components(dst, c)
+        det = p_a * c.sigma - q_a * c.alpha
+        return ((p_b * c.sigma - q_b * c.alpha) * pred + (q_b * p_a - p_b * q_a) * x_t) / det
+
+    def velocity_from_x1(self, x1: Array, x_t: Array, t: Array) -> Array:
+        return self.convert(x1, x_t, t, src="x1", dst="velocity")
+
+    def x1_from_velocity(self, v: Array, x_t: Array, t: Array) -> Array:
+        return self.convert(v, x_t, t, src="velocity", dst="x1")
+
+    def velocity_from_epsilon(self, eps: Array, x_t: Array, t: Array) -> Array:
+        return self.convert(eps, x_t, t, src="epsilon", dst="velocity")
+
+    def epsilon_from_velocity(self, v: Array, x_t: Array, t: Array) -> Array:
+        return self.convert(v, x_t, t, src="velocity", dst="epsilon")
+
+    def velocity_from_score(self, score: Array, x_t: Array, t: Array) -> Array:
+        return self.convert(score, x_t, t, src="score", dst="velocity")
+
+    def score_from_velocity(self, v: Array, x_t: Array, t: Array) -> Array:
+        return self.convert(v, x_t, t, src="velocity", dst="score")
+
+
+def as_velocity(f: Callable[..., Array], path: AffinePath, parameterization: str) -> Callable:
+    """Wrap a model `f(params, x, t, **cond)` that predicts `parameterization` into a velocity
+    field with the same signature (for sampling and likelihoods)."""
+    check_choice(parameterization, PARAMETERIZATIONS, "parameterization")
+
+    def velocity(params: Any, x: Array, t: Array, **cond: Any) -> Array:
+        return path.convert(f(params, x, t, **cond), x, t, src=parameterization, dst="velocity")
+
+    return velocity

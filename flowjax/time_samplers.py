@@ -1,0 +1,51 @@
+"""Distributions of the training time t in [0, 1] (t = 0 noise, t = 1 data).
+
+Each sampler is a pytree dataclass called as `sampler(key, shape) -> t` with values clipped to
+`[eps, 1 - eps]` (no clipping at the default eps = 0).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from flowjax._utils import Array, pytree_dataclass
+
+
+def _clip(t: Array, eps: float) -> Array:
+    return jnp.clip(t, eps, 1.0 - eps)
+
+
+@pytree_dataclass
+class Uniform:
+    """t ~ U[0, 1] (Lipman et al. 2023)."""
+
+    eps: float = 0.0
+
+    def __call__(self, key: Array, shape: tuple[int, ...]) -> Array:
+        return _clip(jax.random.uniform(key, shape), self.eps)
+
+
+@pytree_dataclass
+class LogitNormal:
+    """t = sigmoid(mean + std * n), n ~ N(0, 1) (Esser et al. 2024, rectified-flow transformers)."""
+
+    mean: float = 0.0
+    std: float = 1.0
+    eps: float = 0.0
+
+    def __call__(self, key: Array, shape: tuple[int, ...]) -> Array:
+        return _clip(jax.nn.sigmoid(self.mean + self.std * jax.random.normal(key, shape)), self.eps)
+
+
+@pytree_dataclass
+class EDMLogNormal:
+    """The "skewed" sampler of the Guide's CIFAR-10 recipe: an EDM noise level
+    sigma = exp(p_mean + p_std * n) (Karras et al. 2022) mapped to t = 1 / (1 + sigma), clipped
+    to [eps, 1]. Under CondOT, sigma is the noise-to-signal ratio (1 - t) / t."""
+
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    eps: float = 1e-4
+
+    def __call__(self, key: Array, shape: tuple[int, ...]) -> Array:
+        sigma = jnp.exp(self.p_mean + self.p_std * jax.random.normal(key, shape))
+        return jnp.clip(1.0 / (1.0 + sigma), self.eps, 1.0)

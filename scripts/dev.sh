@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: finds Python >= 3.12, builds .venv, then runs a job.
+#   scripts/dev.sh main [args]   train + sample + evaluate the 2-D checkerboard (experiments/checkerboard)
+#   scripts/dev.sh test [args]   the test suite (args go to pytest, e.g. -m slow)
+#   scripts/dev.sh lint          ruff
+#   scripts/dev.sh setup         only build .venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+
+is_py312() { "$@" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
+
+find_python() {
+  local c v root
+  if [[ -n "${PYTHON:-}" ]] && is_py312 "$PYTHON"; then echo "$PYTHON"; return; fi
+  for c in python3.14 python3.13 python3.12 python3 python; do
+    if command -v "$c" >/dev/null && is_py312 "$c"; then command -v "$c"; return; fi
+  done
+  # pyenv keeps other versions beside the default one; their binaries work without shims.
+  root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
+  for v in $(ls -d "$root"/versions/3.* 2>/dev/null | sort -Vr); do
+    if is_py312 "$v/bin/python3"; then echo "$v/bin/python3"; return; fi
+  done
+  for c in /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9] /opt/*/bin/python3.1[2-9]; do
+    if [[ -x "$c" ]] && is_py312 "$c"; then echo "$c"; return; fi
+  done
+  echo "error: no Python >= 3.12 found (set PYTHON=/path/to/python3.12)" >&2
+  exit 1
+}
+
+setup() {
+  if [[ ! -x "$VENV/bin/python" ]] || ! is_py312 "$VENV/bin/python"; then
+    rm -rf "$VENV"
+    "$(find_python)" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.installed" want
+  want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".[test]"
+    echo "$want" >"$stamp"
+  fi
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+  setup) setup ;;
+  main) setup; exec "$VENV/bin/python" -m experiments.checkerboard.main "$@" ;;
+  test)
+    setup
+    set +e; "$VENV/bin/python" -m pytest "$@"; rc=$?; set -e
+    # pytest exits 5 when a selection holds no tests: that is not a failure.
+    [[ $rc -eq 5 ]] && { echo "no tests selected"; rc=0; }
+    exit $rc ;;
+  lint) setup; exec "$VENV/bin/python" -m ruff check . ;;
+  *) sed -n '2,7p' "$0"; exit 2 ;;
+esac
