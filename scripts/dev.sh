@@ -2,6 +2,7 @@
 # One entry point for a fresh machine: finds Python >= 3.12, builds .venv, then runs a job.
 #   scripts/dev.sh main [args]   train + sample + evaluate the 2-D checkerboard (experiments/checkerboard)
 #   scripts/dev.sh test [args]   the test suite (args go to pytest, e.g. -m slow)
+#   scripts/dev.sh bench [args]  CPU benchmark against Meta's flow_matching and TorchCFM
 #   scripts/dev.sh lint          ruff
 #   scripts/dev.sh setup         only build .venv
 set -euo pipefail
@@ -42,6 +43,18 @@ setup() {
   fi
 }
 
+# The PyTorch references live in their own venv: torch 2.13.0 (CPU build) and, pinned to it,
+# flow-matching, torchcfm and POT. TORCH_PYTHON picks the interpreter (default: python3).
+setup_torch() {
+  local venv=.venv-torch
+  if [[ ! -x "$venv/bin/python" ]]; then
+    "${TORCH_PYTHON:-python3}" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q torch==2.13.0
+    echo "torch==2.13.0" >"$venv/constraints.txt"
+    "$venv/bin/python" -m pip install -q -c "$venv/constraints.txt" flow-matching torchcfm pot
+  fi
+}
+
 cmd="${1:-}"; shift || true
 case "$cmd" in
   setup) setup ;;
@@ -52,6 +65,8 @@ case "$cmd" in
     # pytest exits 5 when a selection holds no tests: that is not a failure.
     [[ $rc -eq 5 ]] && { echo "no tests selected"; rc=0; }
     exit $rc ;;
+  bench) setup; setup_torch
+    exec "$VENV/bin/python" -m experiments.bench_cpu.run --torch-python .venv-torch/bin/python "$@" ;;
   lint) setup; exec "$VENV/bin/python" -m ruff check . ;;
-  *) sed -n '2,7p' "$0"; exit 2 ;;
+  *) sed -n '2,8p' "$0"; exit 2 ;;
 esac
