@@ -7,12 +7,30 @@ from experiments.checkerboard import main as checkerboard
 
 
 def test_checkerboard_job_writes_results_and_figure(tmp_path):
-    argv = ["--steps", "60", "--batch", "256", "--width", "32", "--depth", "2",
-            "--num-samples", "500", "--num-test", "200", "--grid", "16", "--workdir", str(tmp_path)]
+    argv = [
+        "--steps",
+        "60",
+        "--batch",
+        "256",
+        "--width",
+        "32",
+        "--depth",
+        "2",
+        "--num-samples",
+        "500",
+        "--num-test",
+        "200",
+        "--grid",
+        "16",
+        "--workdir",
+        str(tmp_path),
+    ]
     results = checkerboard.main(argv)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == results
     assert (tmp_path / "checkerboard.png").stat().st_size > 10_000
     assert saved["sampling_nfe_dopri5"] > 0 and saved["likelihood_nfe_dopri5"] > 0
-    assert math.isfinite(saved["test_nll_nats"]) and saved["true_entropy_nats"] == round(math.log(32), 4)
+    assert math.isfinite(saved["test_nll_nats"]) and saved["true_entropy_nats"] == round(
+        math.log(32), 4
+    )
     assert saved["test_nll_nats"] > saved["true_entropy_nats"] - 0.05  # no model beats the entropy
