@@ -75,6 +75,8 @@ def test_divergences_on_image_shaped_fields():
         fx, div = exact_divergence(f, x, chunk_size=chunk)
         np.testing.assert_allclose(div, expected, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(fx, f(x))
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        exact_divergence(f, x, chunk_size=0)
     probes = jax.random.rademacher(jax.random.key(7), (4000, 2, 4, 4, 3), jnp.float32)
     _, estimate = hutchinson_divergence(f, x, probes)
     np.testing.assert_allclose(estimate, expected, atol=0.3)

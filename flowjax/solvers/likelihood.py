@@ -41,7 +41,9 @@ def exact_divergence(
     """
     batch, event = x.shape[0], x.shape[1:]
     dim = math.prod(event)
-    chunk = dim if chunk_size is None else max(1, min(chunk_size, dim))
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size}")
+    chunk = dim if chunk_size is None else min(chunk_size, dim)
     num_chunks = -(-dim // chunk)
     fx, jvp = jax.linearize(f, x)
 
@@ -86,7 +88,7 @@ def log_likelihood(
     divergence: str = "exact",
     probe: str = "rademacher",
     num_probes: int = 1,
-    chunk_size: int | None = None,
+    chunk_size: int | None = 128,
     log_p0: Callable[[Array], Array] = standard_normal_log_prob,
     **solver_options: Any,
 ) -> tuple[Array, Solution]:
@@ -96,8 +98,8 @@ def log_likelihood(
       x1: data `[B, *event]`, at time `t0` of the solve (default 1; pass `t0`/`t1` in
         `solver_options` to integrate another interval, e.g. t0=1-eps).
       key: PRNG key for the Hutchinson probes (required for divergence="hutchinson").
-      divergence: "exact" (`chunk_size` bounds its memory) or "hutchinson" (`probe`,
-        `num_probes`).
+      divergence: "exact" (`chunk_size` basis directions per vectorized pass bound its memory;
+        None: all at once) or "hutchinson" (`probe`, `num_probes`).
       solver_options: those of `flowjax.solvers.integrate` (method, rtol, atol, num_steps,
         batch_mode, max_steps, adjoint, ...); the default method is dopri5 at 1e-5.
 
