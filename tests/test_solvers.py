@@ -128,27 +128,17 @@ def test_saved_trajectory_and_conditioning():
     x0 = jnp.zeros((3, 2))
     y = jnp.array([1.0, 2.0, 3.0])
     grid = jnp.linspace(0.0, 1.0, 5)
-    sol = solvers.sample(
-        lambda p, x, t, y: jnp.broadcast_to(y[:, None], x.shape),
-        None,
-        x0,
-        cond={"y": y},
-        method="euler",
-        num_steps=10,
-        save_at=grid,
-    )
+
+    def shift(params, x, t, y):  # dx/dt = y: x(t) = t y
+        return jnp.broadcast_to(y[:, None], x.shape)
+
+    common = dict(cond={"y": y}, save_at=grid)
+    sol = solvers.sample(shift, None, x0, method="euler", num_steps=10, **common)
     assert sol.ys.shape == (5, 3, 2)
     np.testing.assert_allclose(sol.ys[:, :, 0], grid[:, None] * y[None], atol=1e-6)
     np.testing.assert_allclose(sol.y[:, 1], y, atol=1e-6)
     per_sample = solvers.sample(
-        lambda p, x, t, y: jnp.broadcast_to(y[:, None], x.shape),
-        None,
-        x0,
-        cond={"y": y},
-        method="rk4",
-        num_steps=3,
-        batch_mode="per_sample",
-        save_at=grid,
+        shift, None, x0, method="rk4", num_steps=3, batch_mode="per_sample", **common
     )
     np.testing.assert_allclose(per_sample.ys, sol.ys, atol=1e-5)
 

@@ -10,6 +10,7 @@ Knowing `x_t = alpha_t x_1 + sigma_t x_0` as well, any prediction determines `x_
 (a 2x2 solve), hence every other one: `AffinePath.convert` is that single formula.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -69,23 +70,13 @@ class AffinePath:
         det = p_a * c.sigma - q_a * c.alpha
         return ((p_b * c.sigma - q_b * c.alpha) * pred + (q_b * p_a - p_b * q_a) * x_t) / det
 
-    def velocity_from_x1(self, x1: Array, x_t: Array, t: Array) -> Array:
-        return self.convert(x1, x_t, t, src="x1", dst="velocity")
-
-    def x1_from_velocity(self, v: Array, x_t: Array, t: Array) -> Array:
-        return self.convert(v, x_t, t, src="velocity", dst="x1")
-
-    def velocity_from_epsilon(self, eps: Array, x_t: Array, t: Array) -> Array:
-        return self.convert(eps, x_t, t, src="epsilon", dst="velocity")
-
-    def epsilon_from_velocity(self, v: Array, x_t: Array, t: Array) -> Array:
-        return self.convert(v, x_t, t, src="velocity", dst="epsilon")
-
-    def velocity_from_score(self, score: Array, x_t: Array, t: Array) -> Array:
-        return self.convert(score, x_t, t, src="score", dst="velocity")
-
-    def score_from_velocity(self, v: Array, x_t: Array, t: Array) -> Array:
-        return self.convert(v, x_t, t, src="velocity", dst="score")
+    # Named conversions: `path.velocity_from_x1(x1, x_t, t)` and so on.
+    velocity_from_x1 = functools.partialmethod(convert, src="x1", dst="velocity")
+    x1_from_velocity = functools.partialmethod(convert, src="velocity", dst="x1")
+    velocity_from_epsilon = functools.partialmethod(convert, src="epsilon", dst="velocity")
+    epsilon_from_velocity = functools.partialmethod(convert, src="velocity", dst="epsilon")
+    velocity_from_score = functools.partialmethod(convert, src="score", dst="velocity")
+    score_from_velocity = functools.partialmethod(convert, src="velocity", dst="score")
 
 
 def as_velocity(f: Callable[..., Array], path: AffinePath, parameterization: str) -> Callable:
