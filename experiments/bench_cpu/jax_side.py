@@ -20,6 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from experiments.bench_cpu import workloads
 from flowjax import data, losses, models, paths, solvers
 
 
@@ -151,17 +152,16 @@ def main() -> None:
         "compile_s": {},
         "sample": {},
     }
-    for batch, steps in ((4096, 10 if args.quick else 30), (256, 50 if args.quick else 300)):
+    for batch, steps in workloads.train(args.quick):
         rate, compile_s = train_rate(batch, steps, reps)
         out["train"][f"flowjax/{batch}"], out["compile_s"][f"train/{batch}"] = rate, compile_s
-    rate, compile_s = train_rate(256, 50 if args.quick else 300, reps, fused=10)
-    out["train"]["flowjax-scan10/256"], out["compile_s"]["train-scan10/256"] = rate, compile_s
-    for method in ("euler", "dopri5"):
-        rate, nfe, compile_s = sampling(
-            params, method, 5_000 if args.quick else 50_000, min(reps, 2)
-        )
-        out["sample"][f"flowjax/{method}"] = {"samples_per_s": rate, "nfe": nfe}
-        out["compile_s"][f"sample/{method}"] = compile_s
+    batch, steps = workloads.train(args.quick)[-1]
+    rate, compile_s = train_rate(batch, steps, reps, fused=workloads.FUSED_STEPS)
+    out["train"][f"flowjax-scan/{batch}"], out["compile_s"][f"train-scan/{batch}"] = rate, compile_s
+    for method, n in workloads.sample(args.quick):
+        rate, nfe, compile_s = sampling(params, method, n, min(reps, 2))
+        out["sample"][f"flowjax/{method}/{n}"] = {"samples_per_s": rate, "nfe": nfe}
+        out["compile_s"][f"sample/{method}/{n}"] = compile_s
     print(json.dumps(out))
 
 

@@ -15,31 +15,30 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROWS = [
-    ("train", "train step, batch 4096 (steps/s)", "flowjax/4096", "meta/4096", "torchcfm/4096"),
-    ("train", "train step, batch 256 (steps/s)", "flowjax/256", "meta/256", "torchcfm/256"),
-    (
-        "train",
-        "train step, batch 256, 10 steps per jit call (steps/s)",
-        "flowjax-scan10/256",
-        "meta/256",
-        "torchcfm/256",
-    ),
-    (
-        "sample",
-        "sample 50k, Euler 100 steps (samples/s)",
-        "flowjax/euler",
-        "meta/euler",
-        "torchcfm/euler",
-    ),
-    (
-        "sample",
-        "sample 50k, dopri5 1e-5 (samples/s)",
-        "flowjax/dopri5",
-        "meta/dopri5",
-        "torchcfm/dopri5",
-    ),
-]
+from experiments.bench_cpu import workloads
+
+
+def rows(quick: bool) -> list[tuple[str, str, str, str]]:
+    """(kind, label, our key, their key suffix) for each line of the table."""
+    out = [
+        ("train", f"train step, batch {b} (steps/s)", f"flowjax/{b}", str(b))
+        for b, _ in workloads.train(quick)
+    ]
+    b = workloads.train(quick)[-1][0]
+    out.append(
+        (
+            "train",
+            f"train step, batch {b}, {workloads.FUSED_STEPS} steps per jit call (steps/s)",
+            f"flowjax-scan/{b}",
+            str(b),
+        )
+    )
+    for method, n in workloads.sample(quick):
+        how = "Euler 100 steps" if method == "euler" else "dopri5 1e-5"
+        out.append(
+            ("sample", f"sample {n:,}, {how} (samples/s)", f"flowjax/{method}/{n}", f"{method}/{n}")
+        )
+    return out
 
 
 def run_side(cmd: list[str]) -> dict:
@@ -53,23 +52,25 @@ def rate(side: dict, kind: str, key: str) -> float:
     return value["samples_per_s"] if kind == "sample" else value
 
 
-def table(ours: dict, theirs: dict) -> str:
+def table(ours: dict, theirs: dict, quick: bool) -> str:
     lines = [
         "| workload | flowjax | Meta flow_matching | TorchCFM | ours / Meta | ours / TorchCFM |",
         "|---|---|---|---|---|---|",
     ]
-    for kind, label, mine, meta, cfm in ROWS:
-        a, b, c = rate(ours, kind, mine), rate(theirs, kind, meta), rate(theirs, kind, cfm)
+    for kind, label, mine, suffix in rows(quick):
+        a = rate(ours, kind, mine)
+        b, c = rate(theirs, kind, f"meta/{suffix}"), rate(theirs, kind, f"torchcfm/{suffix}")
         lines.append(
             f"| {label} | {a:,.1f} | {b:,.1f} | {c:,.1f} | **{a / b:.2f}x** | **{a / c:.2f}x** |"
         )
-    nfe = {
-        k: v["nfe"] for side in (ours, theirs) for k, v in side["sample"].items() if "dopri5" in k
-    }
     lines.append("")
-    lines.append(
-        "dopri5 NFE (network calls): " + ", ".join(f"{k.split('/')[0]} {v}" for k, v in nfe.items())
-    )
+    for method, n in workloads.sample(quick):
+        if method == "dopri5":
+            counts = ", ".join(
+                f"{lib} {side['sample'][f'{lib}/{method}/{n}']['nfe']}"
+                for lib, side in (("flowjax", ours), ("meta", theirs), ("torchcfm", theirs))
+            )
+            lines.append(f"dopri5 NFE (network calls), {n:,} points: {counts}")
     lines.append(
         "flowjax compile times (s, excluded above): "
         + ", ".join(f"{k} {v:.1f}" for k, v in ours["compile_s"].items())
@@ -95,12 +96,18 @@ def main() -> None:
     jax_side = [sys.executable, "-m", "experiments.bench_cpu.jax_side", *flags]
     print("$", " ".join(jax_side), "--prepare", weights, flush=True)
     subprocess.run([*jax_side, "--prepare", str(weights)], check=True)
-    here = Path(__file__).parent
     theirs = run_side(
-        [args.torch_python, str(here / "torch_side.py"), *flags, "--weights", str(weights)]
+        [
+            args.torch_python,
+            "-m",
+            "experiments.bench_cpu.torch_side",
+            *flags,
+            "--weights",
+            str(weights),
+        ]
     )
     ours = run_side([*jax_side, "--weights", str(weights)])
-    text = table(ours, theirs)
+    text = table(ours, theirs, args.quick)
     print(text)
     (args.workdir / "results.md").write_text(text + "\n")
     (args.workdir / "raw.json").write_text(json.dumps({"flowjax": ours, "torch": theirs}, indent=2))

@@ -1,7 +1,8 @@
 """PyTorch references for the CPU benchmark: Meta's flow_matching and TorchCFM (+ torchdiffeq).
 
-Run by `experiments/bench_cpu/run.py` in a separate Python (torch 2.13 CPU); prints one JSON
-object. Workloads mirror `jax_side.py` exactly: 4x512 SiLU MLP on [x, t], Adam 1e-3, float32.
+Run by `experiments/bench_cpu/run.py` in a separate Python (torch 2.13 CPU) as
+`python -m experiments.bench_cpu.torch_side` from the repository root; prints one JSON object.
+Workloads mirror `jax_side.py` exactly: 4x512 SiLU MLP on [x, t], Adam 1e-3, float32.
 """
 
 import argparse
@@ -18,6 +19,8 @@ from flow_matching.path.scheduler import CondOTScheduler
 from flow_matching.solver import ODESolver
 from torch import nn
 from torchcfm.conditional_flow_matching import ConditionalFlowMatcher
+
+from experiments.bench_cpu import workloads
 
 
 class MLP(nn.Module):
@@ -138,12 +141,11 @@ def main() -> None:
         "sample": {},
     }
     for library in ("meta", "torchcfm"):
-        for batch, steps in ((4096, 10 if args.quick else 30), (256, 50 if args.quick else 300)):
+        for batch, steps in workloads.train(args.quick):
             out["train"][f"{library}/{batch}"] = train_rate(library, batch, steps, reps)
-        for method in ("euler", "dopri5"):
-            n = 5_000 if args.quick else 50_000
+        for method, n in workloads.sample(args.quick):
             rate, nfe = sampling(args.weights, library, method, n, min(reps, 2))
-            out["sample"][f"{library}/{method}"] = {"samples_per_s": rate, "nfe": nfe}
+            out["sample"][f"{library}/{method}/{n}"] = {"samples_per_s": rate, "nfe": nfe}
     print(json.dumps(out))
 
 

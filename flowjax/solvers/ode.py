@@ -11,6 +11,7 @@ in one of two batch modes:
 `sample` is `integrate` applied to a velocity field `v(params, x, t, **cond)`.
 """
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -163,8 +164,6 @@ def _stats(sol: diffrax.Solution, method: str, batch: int) -> SolveStats:
 def _warn_on_failure(stats: SolveStats) -> None:
     def warn(failed: Array, hit_max: Array) -> None:
         if failed:
-            import warnings
-
             warnings.warn(
                 f"ODE solve failed for {int(failed)} sample(s) ({int(hit_max)} hit max_steps); "
                 "see Solution.stats and raise max_steps or loosen rtol/atol",
