@@ -1,0 +1,1 @@
+"""Ready-made training configs: `flowjax train flowjax/configs/NAME.py --workdir DIR`."""

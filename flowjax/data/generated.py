@@ -1,0 +1,58 @@
+"""Batches generated on the devices: toy 2-D distributions, one global batch per call.
+
+Batch `i` is `sample_toy(name, fold_in(key(seed), i), batch_size)`, computed under `jax.jit`
+with the batch sharding, so every process builds the same global array (each device only its
+shard) and the iterator state is just `i`.
+"""
+
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding
+
+from flowjax.data.toy2d import sample_toy
+
+
+class GeneratedBatches:
+    """Iterator of `{"x1": [batch_size, 2]}` global arrays with `get_state` / `set_state`, and
+    the Orbax arguments that checkpoint that state (a JSON item, the same on every process)."""
+
+    event_shape = (2,)
+    checkpoint_handler = ocp.JsonCheckpointHandler
+
+    def __init__(
+        self, distribution: str, batch_size: int, seed: int, sharding: NamedSharding
+    ) -> None:
+        self.sharding = {"x1": sharding}
+        key = jax.random.key(seed)
+
+        def make(i: jax.Array) -> dict[str, jax.Array]:
+            return {"x1": sample_toy(distribution, jax.random.fold_in(key, i), batch_size)}
+
+        self._make = jax.jit(make, out_shardings={"x1": sharding})
+        self.index = 0
+
+    def __iter__(self) -> "GeneratedBatches":
+        return self
+
+    def __next__(self) -> dict[str, jax.Array]:
+        batch = self._make(self.index)
+        self.index += 1
+        return batch
+
+    def get_state(self) -> dict[str, Any]:
+        return {"index": self.index}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.index = int(state["index"])
+
+    def save_args(self) -> ocp.args.JsonSave:
+        return ocp.args.JsonSave(self.get_state())
+
+    def restore_args(self) -> ocp.args.JsonRestore:
+        return ocp.args.JsonRestore()
+
+    def load(self, item: dict[str, Any]) -> None:
+        """Take the restored checkpoint item."""
+        self.set_state(item)

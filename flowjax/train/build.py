@@ -1,0 +1,83 @@
+"""From config sections to library objects: path, time sampler, model and optimizer."""
+
+import jax
+import optax
+from flax import nnx
+
+from flowjax import models, paths, time_samplers
+from flowjax.train.config import FlowConfig, ModelConfig, OptimConfig
+
+SCHEDULERS = {
+    "condot": lambda c: paths.CondOT(sigma_min=c.sigma_min),
+    "cosine": lambda c: paths.Cosine(),
+    "vp": lambda c: paths.VP(),
+    "linear_vp": lambda c: paths.LinearVP(),
+    "polynomial": lambda c: paths.Polynomial(),
+    "ve": lambda c: paths.VE(),
+}
+TIME_SAMPLERS = {
+    "uniform": lambda eps: time_samplers.Uniform(eps=eps),
+    "logit_normal": lambda eps: time_samplers.LogitNormal(eps=eps),
+    "edm": lambda eps: time_samplers.EDMLogNormal(eps=max(eps, 1e-4)),
+}
+
+
+def path(config: FlowConfig) -> paths.AffinePath:
+    return paths.AffinePath(SCHEDULERS[config.scheduler](config))
+
+
+def time_sampler(config: FlowConfig):  # noqa: ANN201
+    return TIME_SAMPLERS[config.time_sampler](config.time_eps)
+
+
+def model(config: ModelConfig, event_shape: tuple[int, ...], seed: int) -> nnx.Module:
+    """The velocity network for data of `event_shape`."""
+    if len(event_shape) != 1:
+        raise ValueError(f"model.kind = 'mlp' needs vector data, got event shape {event_shape}")
+    return models.MLP(
+        event_shape[0],
+        width=config.width,
+        depth=config.depth,
+        activation=config.activation,
+        time_embedding=config.time_embedding,
+        num_classes=config.num_classes,
+        rngs=nnx.Rngs(seed),
+    )
+
+
+def learning_rate(config: OptimConfig, total_steps: int) -> optax.Schedule:
+    """Linear warm-up from 0, then constant, cosine or polynomial decay to lr * end_lr_factor
+    at `total_steps` (Lipman et al. App. Table 3 use warm-up then polynomial decay)."""
+    warmup = (
+        optax.linear_schedule(0.0, config.lr, config.warmup_steps) if config.warmup_steps else None
+    )
+    decay_steps = max(total_steps - config.warmup_steps, 1)
+    end = config.lr * config.end_lr_factor
+    main = {
+        "constant": lambda: optax.constant_schedule(config.lr),
+        "cosine": lambda: optax.cosine_decay_schedule(
+            config.lr, decay_steps, alpha=config.end_lr_factor
+        ),
+        "polynomial": lambda: optax.polynomial_schedule(config.lr, end, config.power, decay_steps),
+    }[config.schedule]()
+    if warmup is None:
+        return main
+    return optax.join_schedules([warmup, main], [config.warmup_steps])
+
+
+def optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
+    """AdamW on the schedule, after optional global-norm clipping."""
+    schedule = learning_rate(config, total_steps)
+    adam = optax.adamw(
+        schedule, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=config.weight_decay
+    )
+    if config.grad_clip is None:
+        return adam
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), adam)
+
+
+def ema_decay(config: OptimConfig, step: jax.Array) -> jax.Array:
+    """EMA decay at `step`; with warm-up min(decay, (1 + step) / (10 + step))."""
+    if not config.ema_warmup:
+        return jax.numpy.asarray(config.ema_decay)
+    return jax.numpy.minimum(config.ema_decay, (1.0 + step) / (10.0 + step))

@@ -1,0 +1,68 @@
+"""Periodic evaluation on the EMA parameters: samples (and a PNG) and the test NLL.
+
+These run on every process (the parameters are global arrays); outputs are replicated so that
+process 0 can write them.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from flowjax import solvers
+from flowjax.data.toy2d import sample_toy
+from flowjax.train.config import TrainConfig
+
+
+def _replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def draw_samples(
+    v: Callable, params: Any, config: TrainConfig, mesh: Mesh, event_shape: tuple, seed: int
+) -> tuple[np.ndarray, int]:
+    """`log.num_samples` samples with `log.eval_method`, and the NFE taken."""
+    x0 = jax.random.normal(jax.random.key(seed), (config.log.num_samples, *event_shape))
+
+    @jax.jit
+    def run(params: Any, x0: jax.Array) -> tuple[jax.Array, jax.Array]:
+        sol = solvers.sample(v, params, x0, method=config.log.eval_method, num_steps=100)
+        return jax.lax.with_sharding_constraint(sol.y, _replicated(mesh)), sol.stats.nfe_batch
+
+    y, nfe = run(params, x0)
+    return np.asarray(y.addressable_data(0)), int(nfe)
+
+
+def toy_test_nll(v: Callable, params: Any, config: TrainConfig, mesh: Mesh, seed: int) -> dict:
+    """Test NLL (exact divergence, dopri5) of fresh points of the toy distribution."""
+    x1 = sample_toy(
+        config.data.distribution, jax.random.key(seed), min(config.log.num_samples, 2048)
+    )
+
+    @jax.jit
+    def run(params: Any, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
+        logp, sol = solvers.log_likelihood(v, params, x1)
+        return -jnp.mean(logp), sol.stats.nfe_batch
+
+    nll, nfe = run(params, x1)
+    return {"eval/nll": float(nll), "eval/nll_nfe": int(nfe)}
+
+
+def scatter_png(samples: np.ndarray, path: Path, title: str) -> None:
+    """A 2-D scatter plot of samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(samples[:, 0], samples[:, 1], s=0.5, alpha=0.5, rasterized=True)
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,219 @@
+"""The training loop: restore or start, step, log, evaluate, checkpoint, stop cleanly.
+
+    state = flowjax.train.loop.train(config, workdir)
+
+A workdir holds one run: `checkpoints/` (Orbax), `metrics.jsonl`, `tensorboard/`,
+`samples/` (PNGs) and `config.json`. Calling `train` again on the same workdir resumes the run
+exactly (same data order, same keys). SIGTERM or SIGINT finishes the current step, saves and
+returns.
+"""
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import multihost_utils
+from tqdm import tqdm
+
+from flowjax import models
+from flowjax.train import build, evaluation
+from flowjax.train.checkpoint import Checkpointer
+from flowjax.train.config import ConfigError, TrainConfig, to_json, validate
+from flowjax.train.distributed import maybe_initialize
+from flowjax.train.inputs import make_batches
+from flowjax.train.sharding import make_mesh, state_shardings
+from flowjax.train.state import TrainState, init_state
+from flowjax.train.step import make_train_step
+from flowjax.train.writers import MetricWriter
+
+# Config sections that fix what a checkpoint holds: resuming with other values is refused.
+STRUCTURAL = (
+    "seed",
+    "model",
+    "flow",
+    "data.kind",
+    "data.distribution",
+    "data.name",
+    "optim.grad_clip",
+)
+
+
+class NonFiniteError(RuntimeError):
+    """Raised with nonfinite = "stop" when a loss or gradient is not finite."""
+
+
+class StopRequest:
+    """Turns SIGTERM / SIGINT into a flag that the loop reads between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        del frame
+        self.requested = True
+        print(
+            f"\nreceived {signal.Signals(signum).name}: finishing the step, saving, exiting",
+            flush=True,
+        )
+
+    def restore_handlers(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
+
+
+def check_compatible(config: TrainConfig, saved: dict, workdir: Path) -> None:
+    """Refuse to resume a run whose structural config differs."""
+    old, new = _leaves(saved), _leaves(json.loads(to_json(config)))
+    diffs = [
+        f"{key.rstrip('.')}: {old.get(key)!r} -> {new.get(key)!r}"
+        for key in sorted(set(old) | set(new))
+        if key.startswith(tuple(f"{s}." for s in STRUCTURAL)) and old.get(key) != new.get(key)
+    ]
+    if diffs:
+        raise ConfigError(
+            f"{workdir} holds a run with another config ({'; '.join(diffs)}); "
+            "resume with the same settings or use a new --workdir"
+        )
+
+
+def setup(config: TrainConfig, workdir: Path) -> dict[str, Any]:
+    """Everything but the loop: mesh, data, model, optimizer, state (restored or fresh)."""
+    maybe_initialize(config.distributed)
+    validate(config, jax.device_count(), jax.process_count())
+    mesh = make_mesh(config.mesh)
+    batches = make_batches(config, mesh)
+    v, params = models.functional(build.model(config.model, batches.event_shape, config.seed))
+    optimizer = build.optimizer(config.optim, config.steps)
+    make_state = lambda p: init_state(p, optimizer, config.seed)  # noqa: E731
+    abstract = jax.eval_shape(make_state, params)
+    shardings = state_shardings(mesh, abstract, config.mesh)
+    target = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+    )
+    checkpointer = Checkpointer(
+        workdir / "checkpoints", config.checkpoint, batches.checkpoint_handler()
+    )
+    steps = checkpointer.all_steps()
+    if steps:
+        check_compatible(config, checkpointer.read_meta(steps[-1])["config"], workdir)
+    restored = checkpointer.restore(target, batches.restore_args())
+    if restored is None:
+        state = jax.jit(make_state, out_shardings=shardings)(params)
+    else:
+        _, state, _, item = restored
+        batches.load(item)
+    return dict(
+        mesh=mesh,
+        batches=batches,
+        v=v,
+        optimizer=optimizer,
+        shardings=shardings,
+        state=state,
+        checkpointer=checkpointer,
+    )
+
+
+def _mean(window: list[dict]) -> dict[str, float]:
+    stacked = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *window)
+    return {k: float(v) for k, v in jax.device_get(stacked).items()}
+
+
+def _any_process(flag: bool) -> bool:
+    if jax.process_count() == 1:
+        return flag
+    return bool(multihost_utils.process_allgather(jnp.array(flag)).any())
+
+
+def train(config: TrainConfig, workdir: str | Path) -> TrainState:
+    """Train (or resume) the run in `workdir` up to `config.steps`; returns the final state."""
+    workdir = Path(workdir)
+    parts = setup(config, workdir)
+    mesh, batches, v, state = parts["mesh"], parts["batches"], parts["v"], parts["state"]
+    checkpointer: Checkpointer = parts["checkpointer"]
+    main_process = jax.process_index() == 0
+    if main_process:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(to_json(config))
+    meta = {"config": json.loads(to_json(config))}
+    step_fn = jax.jit(
+        make_train_step(config, v, parts["optimizer"]),
+        in_shardings=(parts["shardings"], batches.sharding),
+        out_shardings=(parts["shardings"], None),
+        donate_argnums=0,
+    )
+    writer = MetricWriter(workdir)
+    stop = StopRequest()
+    step = int(jax.device_get(state.step))
+    start_step, started = step, time.perf_counter()
+    sync_every = min(config.log.every or 10, 10)
+    eval_metrics: dict[str, float] | None = None
+    window: list[dict] = []
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        desc="train",
+        unit="step",
+        disable=not main_process,
+        mininterval=1.0,
+        smoothing=0.1,
+    )
+    try:
+        while step < config.steps:
+            state, metrics = step_fn(state, next(batches))
+            step += 1
+            window.append(metrics)
+            bar.update()
+            if config.log.every and (step % config.log.every == 0 or step == config.steps):
+                summary = _mean(window)
+                skipped = round((1.0 - summary.pop("finite")) * len(window))
+                if skipped and config.nonfinite == "stop":
+                    first = step - len(window) + 1
+                    raise NonFiniteError(
+                        f"non-finite loss or gradients in {skipped} of steps {first}..{step}; "
+                        "those updates were not applied and no later state was saved "
+                        "(set nonfinite='skip' to continue past them)"
+                    )
+                summary["skipped_steps"] = skipped
+                summary["steps_per_s"] = (step - start_step) / (time.perf_counter() - started)
+                writer.write(step, summary)
+                bar.set_postfix(loss=f"{summary['loss']:.4f}", refresh=False)
+                window = []
+            if config.log.sample_every and step % config.log.sample_every == 0:
+                samples, nfe = evaluation.draw_samples(
+                    v, state.ema_params, config, mesh, batches.event_shape, seed=step
+                )
+                if main_process and len(batches.event_shape) == 1:
+                    evaluation.scatter_png(
+                        samples,
+                        workdir / "samples" / f"step_{step:08d}.png",
+                        f"step {step} (EMA, NFE {nfe})",
+                    )
+            if config.log.eval_every and step % config.log.eval_every == 0:
+                eval_metrics = evaluation.toy_test_nll(v, state.ema_params, config, mesh, seed=-1)
+                writer.write(step, eval_metrics)
+            stopping = step % sync_every == 0 and _any_process(stop.requested)
+            stopping = stopping or (jax.process_count() == 1 and stop.requested)
+            if step % config.checkpoint.every == 0 or step == config.steps or stopping:
+                checkpointer.save(step, state, batches.save_args(), meta, metrics=eval_metrics)
+            if stopping:
+                break
+    finally:
+        bar.close()
+        stop.restore_handlers()
+        checkpointer.wait()
+        checkpointer.close()
+        writer.close()
+    return state
