@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flowjax.train.checkpoint import DamagedCheckpointError
 from flowjax.train.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_config
+from flowjax.train.loop import NonFiniteError
 
 USER_ERRORS = (ConfigError, FileNotFoundError, DamagedCheckpointError)
 
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"flowjax: error: {error}", file=sys.stderr)
         return 2
+    except NonFiniteError as error:
+        print(f"flowjax: training stopped: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

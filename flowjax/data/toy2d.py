@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from flowjax._utils import Array, check_choice
 
@@ -50,10 +51,10 @@ def _s_curve(key: Array, n: int, noise: float) -> Array:
     return x + noise * jax.random.normal(k_noise, x.shape)
 
 
-_DIRECTIONS = jnp.array(
+_DIRECTIONS = np.array(  # numpy: no JAX array (and no backend start) at import time
     [(1, 0), (-1, 0), (0, 1), (0, -1)]
     + [(sx / math.sqrt(2), sy / math.sqrt(2)) for sx, sy in ((1, 1), (1, -1), (-1, 1), (-1, -1))],
-    dtype=jnp.float32,
+    dtype=np.float32,
 )
 
 
@@ -86,7 +87,7 @@ def moons(key: Array, n: int) -> Array:
 
 def eight_gaussians(key: Array, n: int) -> Array:
     k_idx, k_noise = jax.random.split(key)
-    centers = 4.0 * _DIRECTIONS[jax.random.randint(k_idx, (n,), 0, 8)]
+    centers = 4.0 * jnp.asarray(_DIRECTIONS)[jax.random.randint(k_idx, (n,), 0, 8)]
     return (centers + 0.5 * jax.random.normal(k_noise, (n, 2))) / 1.414
 
 

@@ -4,10 +4,13 @@ Each step directory holds three items: "state" (the TrainState, restored onto th
 through an abstract target, so a checkpoint written on 8 devices restores on 1 and back),
 "data" (the iterator's state) and "meta" (the config, plus per-leaf checksums of the state).
 Orbax lists a step by its directory name only and restores flipped bytes silently, so a restore
-is accepted only if it loads and its checksums match; otherwise the previous step is tried,
-with a warning.
+is accepted only if it loads and its checksums match; otherwise the step is moved aside to
+`<directory>.damaged/` (kept for inspection, out of the way of new saves) and the previous step
+is tried, with a warning.
 """
 
+import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -118,13 +121,26 @@ class Checkpointer:
                     ) from error
                 warnings.warn(
                     f"checkpoint step {s} in {self.directory} is damaged ({message}); "
-                    "falling back to the previous step",
+                    f"moved to {self._set_aside(s)}, falling back to the previous step",
                     RuntimeWarning,
                     stacklevel=2,
                 )
                 continue
             return s, restored["state"], restored["meta"], restored["data"]
         return None
+
+    def _set_aside(self, step: int) -> Path:
+        """Move a damaged step out of the manager's directory (process 0 moves; all reload)."""
+        target = Path(f"{self.directory}.damaged") / f"{step}.{int(time.time())}"
+        if jax.process_index() == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(self.directory / str(step), target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"flowjax_set_aside_{step}")
+        self._manager.reload()
+        return target
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

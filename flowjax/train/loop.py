@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 from flowjax import models
@@ -151,7 +152,7 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
     step_fn = jax.jit(
         make_train_step(config, v, parts["optimizer"]),
         in_shardings=(parts["shardings"], batches.sharding),
-        out_shardings=(parts["shardings"], None),
+        out_shardings=(parts["shardings"], NamedSharding(mesh, PartitionSpec())),
         donate_argnums=0,
     )
     writer = MetricWriter(workdir)

@@ -25,22 +25,28 @@ def make_train_step(
     """Build `train_step` for the velocity field `v(params, x, t, **cond)`.
 
     The batch is split into `optim.accumulate` micro-batches whose gradients are averaged
-    (a `lax.scan`). With precision "bfloat16" the forward and backward passes run on bf16 copies
-    of the float32 parameters and inputs; gradients, optimizer state and EMA stay float32. A
+    (a `lax.scan`). With precision "bfloat16" the network's forward and backward passes run on
+    bf16 copies of the float32 parameters and inputs; the path, loss, gradients, optimizer
+    state and EMA stay float32. A
     non-finite loss or gradient leaves parameters, optimizer state and EMA unchanged (the step
-    counter still advances) and is reported as `metrics["finite"] = 0`.
+    counter still advances) and is reported as `metrics["finite"] = 0`; so does an update that
+    would make a parameter non-finite.
     """
     path = build.path(config.flow)
     time_sampler = build.time_sampler(config.flow)
     compute_dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     accumulate = config.optim.accumulate
 
-    def loss_fn(params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, dict]:
+    def network(params: Any, x: jax.Array, t: jax.Array, **cond: Any) -> jax.Array:
+        """The network in the compute dtype; path, targets and loss stay float32."""
         params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
-        x1 = batch["x1"].astype(compute_dtype)
+        return v(params, x.astype(compute_dtype), t, **cond).astype(x.dtype)
+
+    def loss_fn(params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, dict]:
+        x1 = batch["x1"].astype(jnp.float32)
         cond = {k: v for k, v in batch.items() if k != "x1"}
         loss, aux = losses.cfm_loss(
-            v,
+            network,
             params,
             key,
             x1,
@@ -49,7 +55,7 @@ def make_train_step(
             parameterization=config.flow.parameterization,
             time_sampler=time_sampler,
         )
-        return loss.astype(jnp.float32), aux
+        return loss, aux
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -71,9 +77,9 @@ def make_train_step(
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         key = jax.random.fold_in(state.prng_key, state.step)
         loss, aux, grads = gradients(state.params, batch, key)
-        finite = jnp.isfinite(loss) & _all_finite(grads)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(params)
         decay = build.ema_decay(config.optim, state.step.astype(jnp.float32))
         ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
 
@@ -89,8 +95,8 @@ def make_train_step(
         )
         metrics = {
             "loss": loss,
-            "grad_norm": optax.global_norm(grads),
-            "param_norm": optax.global_norm(state.params),
+            "grad_norm": optax.tree.norm(grads),
+            "param_norm": optax.tree.norm(state.params),
             "lr": build.learning_rate(config.optim, config.steps)(state.step),
             "finite": finite.astype(jnp.float32),
             **aux,

@@ -1,0 +1,213 @@
+"""End-to-end runs of `flowjax train` in subprocesses: sharding equivalence, exact resume after
+SIGKILL (also on another device count), SIGTERM, non-finite guard, damaged checkpoints, CLI."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.train.helpers import env, max_difference, metrics, restore, run_train, train_command
+
+SHARDING_TOL = 2e-5  # float32 reductions in another order, over 10 Adam steps
+
+
+def test_data_parallel_and_fsdp_match_one_device(tmp_path):
+    steps = ["--config.steps=10"]
+    run_train(tmp_path / "one", *steps, devices=1)
+    run_train(tmp_path / "dp", *steps, devices=8)
+    run_train(
+        tmp_path / "fsdp",
+        *steps,
+        "--config.mesh.fsdp=4",
+        "--config.mesh.fsdp_min_size=1",
+        devices=8,
+    )
+    _, one = restore(tmp_path / "one")
+    for name in ("dp", "fsdp"):
+        step, params = restore(tmp_path / name)
+        assert step == 10
+        assert max_difference(one, params) < SHARDING_TOL, name
+    # FSDP really sharded the parameters: the saved state records a sharded layout
+    sharding = json.loads(
+        (tmp_path / "fsdp" / "checkpoints" / "10" / "state" / "_sharding").read_text()
+    )
+    assert any("fsdp" in json.dumps(v) for v in sharding.values())
+
+
+def _wait_for_checkpoint(workdir, proc, at_least, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
+        if done and max(done) >= at_least:
+            return max(done)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    raise TimeoutError("no checkpoint")
+
+
+@pytest.mark.parametrize("resume_devices", [1, 4])
+def test_resume_after_sigkill_is_exact(tmp_path, resume_devices):
+    args = ["--config.steps=600", "--config.checkpoint.every=100", "--config.log.every=50"]
+    run_train(tmp_path / "straight", *args)
+    proc = subprocess.Popen(
+        train_command(tmp_path / "killed", *args),
+        env=env(1),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_checkpoint(tmp_path / "killed", proc, 100)
+    time.sleep(random.uniform(0.0, 0.3))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = [
+        int(p.name) for p in (tmp_path / "killed" / "checkpoints").glob("*") if p.name.isdigit()
+    ]
+    assert max(done) < 600  # it really was interrupted
+    run_train(tmp_path / "killed", *args, devices=resume_devices)
+    step_a, straight = restore(tmp_path / "straight")
+    step_b, resumed = restore(tmp_path / "killed")
+    assert step_a == step_b == 600
+    if resume_devices == 1:
+        assert max_difference(straight, resumed) == 0.0  # bit for bit
+    else:
+        assert max_difference(straight, resumed) < SHARDING_TOL
+    # the same data order: the logged losses after the resume point agree
+    after = {m["step"]: m["loss"] for m in metrics(tmp_path / "straight") if "loss" in m}
+    again = {m["step"]: m["loss"] for m in metrics(tmp_path / "killed") if "loss" in m}
+    np.testing.assert_allclose(
+        [again[s] for s in (550, 600)], [after[s] for s in (550, 600)], rtol=1e-5
+    )
+
+
+def test_sigterm_saves_and_exits_zero(tmp_path):
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen(
+        train_command(workdir, "--config.steps=1000000", "--config.checkpoint.every=200"),
+        env=env(1),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_checkpoint(workdir, proc, 200)
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert time.time() - sent < 15
+    assert "received SIGTERM" in _ + err
+    steps = sorted(int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit())
+    assert (
+        steps[-1] % 200 != 0 or steps[-1] > 200
+    )  # the stop step was saved, not only the periodic one
+    last_step, _params = restore(workdir)
+    assert last_step == steps[-1]
+
+
+def test_non_finite_guard_skips_or_stops(tmp_path):
+    overflow = ["--config.steps=10", "--config.optim.lr=1e39"]
+    run_train(tmp_path / "skip", *overflow)
+    logged = [m for m in metrics(tmp_path / "skip") if "loss" in m]
+    assert sum(m["skipped_steps"] for m in logged) == 10
+    out = subprocess.run(
+        train_command(tmp_path / "stop", *overflow, "--config.nonfinite=stop"),
+        env=env(1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 1
+    assert (
+        "flowjax: training stopped: non-finite loss or gradients in 5 of steps 1..5" in out.stderr
+    )
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "flip"])
+def test_damaged_latest_checkpoint_falls_back(tmp_path, damage):
+    args = ["--config.steps=15"]
+    run_train(tmp_path / "run", *args)
+    files = sorted((tmp_path / "run" / "checkpoints" / "15" / "state").rglob("d/*"))
+    assert files
+    target = max(files, key=lambda p: p.stat().st_size)
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    elif damage == "delete":
+        target.unlink()
+    else:
+        data = bytearray(target.read_bytes())
+        middle = len(data) // 2
+        data[middle : middle + 64] = bytes(255 - b for b in data[middle : middle + 64])
+        target.write_bytes(bytes(data))
+    out = run_train(tmp_path / "run", "--config.steps=20")
+    assert "checkpoint step 15" in out.stderr and "falling back to the previous step" in out.stderr
+    run_train(tmp_path / "straight", "--config.steps=20")
+    assert max_difference(restore(tmp_path / "run")[1], restore(tmp_path / "straight")[1]) == 0.0
+
+
+def test_cli_trains_samples_evaluates_and_reports_user_errors(tmp_path):
+    workdir = tmp_path / "toy"
+    run_train(
+        workdir,
+        "--config.steps=20",
+        "--config.log.sample_every=10",
+        "--config.log.eval_every=10",
+        "--config.log.num_samples=256",
+    )
+    assert (workdir / "samples" / "step_00000020.png").stat().st_size > 5000
+    logged = metrics(workdir)
+    assert {"loss", "grad_norm", "lr", "steps_per_s"} <= set(logged[0]) and any(
+        "eval/nll" in m for m in logged
+    )
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(workdir / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss")] == [5, 10, 15, 20]
+    np.testing.assert_allclose(
+        [e.value for e in events.Scalars("loss")],
+        [m["loss"] for m in logged if "loss" in m],
+        rtol=1e-6,
+    )
+    cli = [sys.executable, "-m", "flowjax.cli"]
+    sample = subprocess.run(
+        [*cli, "sample", "--workdir", str(workdir), "--num", "300", "--method", "rk4"],
+        env=env(1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert sample.returncode == 0, sample.stderr[-2000:]
+    report = json.loads(sample.stdout.strip().splitlines()[-1])
+    assert report["shape"] == [300, 2] and report["nfe"] == 400
+    assert np.load(workdir / "samples.npz")["samples"].shape == (300, 2)
+    evaluate = subprocess.run(
+        [*cli, "evaluate", "--workdir", str(workdir)],
+        env=env(1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluate.returncode == 0 and "eval/nll" in json.loads(
+        evaluate.stdout.strip().splitlines()[-1]
+    )
+    for argv, message in [
+        (
+            [*cli, "train", str(tmp_path / "nope.py"), "--workdir", str(tmp_path / "x")],
+            "config file not found",
+        ),
+        (train_command(workdir, "--config.optim.lr=0"), "config.optim.lr must be positive"),
+        (
+            train_command(workdir, "--config.model.width=64"),
+            "holds a run with another config (model.width: 32 -> 64)",
+        ),
+        ([*cli, "sample", "--workdir", str(tmp_path / "empty")], "holds no run"),
+    ]:
+        out = subprocess.run(argv, env=env(1), capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
+        assert "Traceback" not in out.stderr

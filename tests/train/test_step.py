@@ -1,0 +1,124 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flowjax import models
+from flowjax.train import build
+from flowjax.train.config import ModelConfig, OptimConfig, TrainConfig
+from flowjax.train.state import init_state
+from flowjax.train.step import make_train_step
+
+
+def _setup(**optim):
+    cfg = TrainConfig(model=ModelConfig(width=16, depth=2), optim=OptimConfig(**optim))
+    v, params = models.functional(build.model(cfg.model, (2,), 0))
+    opt = build.optimizer(cfg.optim, cfg.steps)
+    return cfg, v, opt, init_state(params, opt, 0)
+
+
+def _batch(n=64, seed=0):
+    return {"x1": jax.random.normal(jax.random.key(seed), (n, 2)) + 2.0}
+
+
+def test_step_updates_params_ema_with_warmup_and_keeps_the_key():
+    cfg, v, opt, state = _setup(ema_decay=0.999)
+    step = jax.jit(make_train_step(cfg, v, opt))
+    new, metrics = step(state, _batch())
+    assert int(new.step) == 1 and float(metrics["finite"]) == 1.0
+    np.testing.assert_array_equal(new.key, state.key)
+    # EMA warm-up: decay at step 0 is min(0.999, 1 / 10) = 0.1
+    for e0, p1, e1 in zip(
+        jax.tree.leaves(state.ema_params),
+        jax.tree.leaves(new.params),
+        jax.tree.leaves(new.ema_params),
+        strict=True,
+    ):
+        np.testing.assert_allclose(e1, 0.1 * e0 + 0.9 * p1, rtol=1e-5, atol=1e-7)
+    assert any(
+        not np.allclose(a, b)
+        for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params), strict=True)
+    )
+    # the step's randomness is fold_in(key, step): the same state and batch give the same result
+    again, _ = step(state, _batch())
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(again), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+def test_non_finite_updates_are_not_applied():
+    cfg, v, opt, state = _setup()
+    step = jax.jit(make_train_step(cfg, v, opt))
+    bad = {"x1": _batch()["x1"].at[3, 0].set(jnp.nan)}
+    new, metrics = step(state, bad)
+    assert float(metrics["finite"]) == 0.0 and int(new.step) == 1
+    for a, b in zip(
+        jax.tree.leaves((state.params, state.opt_state, state.ema_params)),
+        jax.tree.leaves((new.params, new.opt_state, new.ema_params)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    # an update that would overflow the parameters is refused too
+    cfg_big, v, opt_big, state_big = _setup(lr=1e39)
+    new_big, m = jax.jit(make_train_step(cfg_big, v, opt_big))(state_big, _batch())
+    assert float(m["finite"]) == 0.0
+    assert all(bool(jnp.isfinite(p).all()) for p in jax.tree.leaves(new_big.params))
+
+
+def test_bf16_compute_keeps_float32_master_params():
+    cfg, v, opt, state = _setup()
+    bf16 = dataclasses.replace(cfg, precision="bfloat16")
+    _, m32 = jax.jit(make_train_step(cfg, v, opt))(state, _batch())
+    new16, m16 = jax.jit(make_train_step(bf16, v, opt))(state, _batch())
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(new16.params))
+    assert all(
+        p.dtype == jnp.float32 for p in jax.tree.leaves(new16.opt_state) if p.dtype != jnp.int32
+    )
+    np.testing.assert_allclose(m16["loss"], m32["loss"], rtol=2e-2)
+    assert float(m16["loss"]) != float(m32["loss"])  # it really ran in bf16
+
+
+def test_gradient_accumulation_averages_micro_batches():
+    """With accumulate=2 the gradient is the mean of the two half-batch gradients."""
+    cfg, v, opt, state = _setup(accumulate=2)
+    cfg1 = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, accumulate=1))
+    new2, m2 = jax.jit(make_train_step(cfg, v, opt))(state, _batch(64))
+    assert float(m2["finite"]) == 1.0 and int(new2.step) == 1
+    # reproduce: the two micro-batches with the keys the step splits off, through accumulate=1
+    key = jax.random.fold_in(state.prng_key, state.step)
+    keys = jax.random.split(key, 2)
+    half = [{"x1": _batch(64)["x1"][:32]}, {"x1": _batch(64)["x1"][32:]}]
+    from flowjax import losses
+
+    def grad(params, batch, k):
+        return jax.grad(
+            lambda p: losses.cfm_loss(v, p, k, batch["x1"], path=build.path(cfg1.flow))[0]
+        )(params)
+
+    g = jax.tree.map(
+        lambda a, b: (a + b) / 2,
+        grad(state.params, half[0], keys[0]),
+        grad(state.params, half[1], keys[1]),
+    )
+    updates, _ = opt.update(g, state.opt_state, state.params)
+    expected = jax.tree.map(lambda p, u: p + u, state.params, updates)
+    for a, b in zip(jax.tree.leaves(new2.params), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "checks"),
+    [
+        ("constant", {0: 0.0, 5: 0.5, 10: 1.0, 60: 1.0}),
+        ("cosine", {0: 0.0, 10: 1.0, 60: 0.55, 110: 0.1}),
+        ("polynomial", {0: 0.0, 10: 1.0, 60: 0.55, 110: 0.1}),
+    ],
+)
+def test_learning_rate_schedules(schedule, checks):
+    lr = build.learning_rate(
+        OptimConfig(lr=1.0, schedule=schedule, warmup_steps=10, end_lr_factor=0.1), 110
+    )
+    for step, value in checks.items():
+        assert float(lr(step)) == pytest.approx(value, abs=1e-6), (schedule, step)
