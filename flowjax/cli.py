@@ -60,22 +60,17 @@ def cmd_sample(args: argparse.Namespace) -> None:
     )
     out = args.out or args.workdir / "samples.npz"
     np.savez(out, samples=samples)
-    if samples.ndim == 2 and samples.shape[1] == 2:
-        evaluation.scatter_png(
-            samples, Path(out).with_suffix(".png"), f"{args.num} samples, NFE {nfe}"
-        )
+    evaluation.write_samples_png(
+        samples, Path(out).with_suffix(".png"), f"{args.num} samples, NFE {nfe}"
+    )
     print(json.dumps({"samples": str(out), "shape": list(samples.shape), "nfe": nfe}))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from flowjax.train import evaluation
+    from flowjax.train.loop import evaluate
 
     config, parts = _restored(args.workdir)
-    if config.data.kind != "toy2d":
-        raise ConfigError(f"evaluate supports data.kind = 'toy2d' so far, not {config.data.kind!r}")
-    metrics = evaluation.toy_test_nll(
-        parts["v"], parts["state"].ema_params, config, parts["mesh"], seed=-1
-    )
+    metrics = evaluate(parts["v"], parts["state"].ema_params, config, parts["mesh"])
     print(json.dumps({"step": int(parts["state"].step), **metrics}))
 
 

@@ -41,7 +41,7 @@ def test_mlp_gradients_and_bad_arguments():
     v, params = models.functional(model)
     grads = jax.grad(lambda p: jnp.sum(v(p, jnp.ones((3, 2)), 0.2) ** 2))(params)
     assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads))
-    with pytest.raises(ValueError, match=r"x must have shape \[B, 2\]"):
+    with pytest.raises(ValueError, match=r"x must have shape \[B, \*\[2\]\]"):
         model(jnp.ones((3, 3)), 0.2)
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         models.MLP(2, activation="swish", rngs=nnx.Rngs(0))
@@ -55,3 +55,9 @@ def test_sinusoidal_embedding():
     np.testing.assert_allclose(e[0], [1, 1, 1, 1, 0, 0, 0, 0], atol=1e-7)
     with pytest.raises(ValueError, match="dim must be even"):
         models.sinusoidal_embedding(jnp.zeros(2), 7)
+
+
+def test_mlp_flattens_image_events():
+    model = models.MLP((4, 4, 1), width=16, depth=1, rngs=nnx.Rngs(0))
+    x = jnp.ones((3, 4, 4, 1))
+    assert model(x, 0.5).shape == (3, 4, 4, 1)

@@ -1,6 +1,7 @@
 """A multilayer-perceptron velocity field for vector data (2-D toys, tabular data)."""
 
 import itertools
+import math
 from collections.abc import Callable
 
 import jax
@@ -23,7 +24,9 @@ TIME_EMBEDDINGS = ("raw", "sinusoidal", "learned")
 
 
 class MLP(nnx.Module):
-    """`v(x, t, y=None)`: `x [B, dim]`, `t [B]` (or scalar), labels `y [B]` -> `[B, dim]`.
+    """`v(x, t, y=None)`: `x [B, *event]`, `t [B]` (or scalar), labels `y [B]` -> `[B, *event]`.
+
+    `dim` is the event shape (an int for vectors); other event shapes are flattened.
 
     The input layer sees `[x, embed(t), embed(y)]`, followed by `depth` hidden layers of `width`
     units. Time embeddings: "raw" (t itself, as TorchCFM's and Meta's 2-D examples), "sinusoidal"
@@ -34,7 +37,7 @@ class MLP(nnx.Module):
 
     def __init__(
         self,
-        dim: int,
+        dim: int | tuple[int, ...],
         *,
         width: int = 512,
         depth: int = 4,
@@ -50,7 +53,9 @@ class MLP(nnx.Module):
         check_choice(time_embedding, TIME_EMBEDDINGS, "time_embedding")
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be positive, got depth={depth}, width={width}")
-        self.dim, self.num_classes = dim, num_classes
+        self.event_shape = (dim,) if isinstance(dim, int) else tuple(dim)
+        self.num_classes = num_classes
+        dim = math.prod(self.event_shape)
         self.activation, self.time_embedding, self.time_dim = activation, time_embedding, time_dim
         linear = lambda i, o: nnx.Linear(i, o, dtype=dtype, rngs=rngs)  # noqa: E731
         if time_embedding == "learned":
@@ -73,10 +78,10 @@ class MLP(nnx.Module):
         return self.time_out(act(self.time_in(t[:, None])))
 
     def __call__(self, x: Array, t: Array, y: Array | None = None) -> Array:
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape [B, {self.dim}], got {x.shape}")
+        if x.shape[1:] != self.event_shape:
+            raise ValueError(f"x must have shape [B, *{list(self.event_shape)}], got {x.shape}")
         t = batch_time(t, x).astype(x.dtype)
-        features = [x, self._embed_time(t).astype(x.dtype)]
+        features = [x.reshape(x.shape[0], -1), self._embed_time(t).astype(x.dtype)]
         if self.num_classes is not None:
             labels = jnp.full(x.shape[:1], self.num_classes) if y is None else y
             features.append(self.class_embed(labels).astype(x.dtype))
@@ -86,4 +91,4 @@ class MLP(nnx.Module):
         act = ACTIVATIONS[self.activation]
         for layer in self.hidden:
             h = act(layer(h))
-        return self.out(h).astype(x.dtype)
+        return self.out(h).astype(x.dtype).reshape(x.shape)

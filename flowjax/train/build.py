@@ -31,11 +31,9 @@ def time_sampler(config: FlowConfig):  # noqa: ANN201
 
 
 def model(config: ModelConfig, event_shape: tuple[int, ...], seed: int) -> nnx.Module:
-    """The velocity network for data of `event_shape`."""
-    if len(event_shape) != 1:
-        raise ValueError(f"model.kind = 'mlp' needs vector data, got event shape {event_shape}")
+    """The velocity network for data of `event_shape` (the MLP flattens images)."""
     return models.MLP(
-        event_shape[0],
+        event_shape,
         width=config.width,
         depth=config.depth,
         activation=config.activation,

@@ -23,8 +23,11 @@ class DataConfig:
     """Where training batches come from.
 
     kind: "toy2d" (generated on the device from `distribution`), "mnist" (IDX files under
-    `path`), "cifar10" (a folder or tarball of images under `path`), "text" (a text file of
-    characters), "tfds" (`tfds.data_source(name)` under `path`, the TFDS data dir).
+    `path`), "cifar10" (a folder or tarball of `<split>/<class>/<image>` under `path`; `cache`
+    decodes it once into memory), "text" (a text file of characters, `sequence_length`
+    windows), "tfds" (the prepared dataset `name` in the TFDS data dir `path`).
+    Images become float32 in [-1, 1], with uniform dequantization and optional random
+    horizontal flips; `workers` > 0 decodes in that many processes, `prefetch` batches ahead.
     """
 
     kind: str = "toy2d"
@@ -36,6 +39,7 @@ class DataConfig:
     seed: int = 0
     flip: bool = False
     dequantize: bool = True
+    cache: bool = False
     workers: int = 0
     prefetch: int = 2
     sequence_length: int = 128

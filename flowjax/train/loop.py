@@ -8,6 +8,7 @@ exactly (same data order, same keys). SIGTERM or SIGINT finishes the current ste
 returns.
 """
 
+import dataclasses
 import json
 import signal
 import time
@@ -25,7 +26,7 @@ from flowjax.train import build, evaluation
 from flowjax.train.checkpoint import Checkpointer
 from flowjax.train.config import ConfigError, TrainConfig, to_json, validate
 from flowjax.train.distributed import maybe_initialize
-from flowjax.train.inputs import make_batches
+from flowjax.train.inputs import image_source, make_batches
 from flowjax.train.sharding import make_mesh, state_shardings
 from flowjax.train.state import TrainState, init_state
 from flowjax.train.step import make_train_step
@@ -127,6 +128,15 @@ def setup(config: TrainConfig, workdir: Path) -> dict[str, Any]:
     )
 
 
+def evaluate(v: Any, params: Any, config: TrainConfig, mesh: Any) -> dict[str, float]:
+    """Held-out likelihood: test NLL in nats (toy 2-D) or bits/dim (images)."""
+    if config.data.kind == "toy2d":
+        return evaluation.toy_test_nll(v, params, config, mesh, seed=-1)
+    split = config.data.split if config.data.kind == "tfds" else "test"
+    held_out = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
+    return evaluation.image_bits_per_dim(v, params, config, image_source(held_out), seed=-1)
+
+
 def _mean(window: list[dict]) -> dict[str, float]:
     stacked = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *window)
     return {k: float(v) for k, v in jax.device_get(stacked).items()}
@@ -196,14 +206,14 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
                 samples, nfe = evaluation.draw_samples(
                     v, state.ema_params, config, mesh, batches.event_shape, seed=step
                 )
-                if main_process and len(batches.event_shape) == 1:
-                    evaluation.scatter_png(
+                if main_process:
+                    evaluation.write_samples_png(
                         samples,
                         workdir / "samples" / f"step_{step:08d}.png",
                         f"step {step} (EMA, NFE {nfe})",
                     )
             if config.log.eval_every and step % config.log.eval_every == 0:
-                eval_metrics = evaluation.toy_test_nll(v, state.ema_params, config, mesh, seed=-1)
+                eval_metrics = evaluate(v, state.ema_params, config, mesh)
                 writer.write(step, eval_metrics)
             stopping = step % sync_every == 0 and _any_process(stop.requested)
             stopping = stopping or (jax.process_count() == 1 and stop.requested)

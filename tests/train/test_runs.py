@@ -11,7 +11,15 @@ import time
 import numpy as np
 import pytest
 
-from tests.train.helpers import env, max_difference, metrics, restore, run_train, train_command
+from tests.train.helpers import (
+    REPO,
+    env,
+    max_difference,
+    metrics,
+    restore,
+    run_train,
+    train_command,
+)
 
 SHARDING_TOL = 2e-5  # float32 reductions in another order, over 10 Adam steps
 
@@ -211,3 +219,22 @@ def test_cli_trains_samples_evaluates_and_reports_user_errors(tmp_path):
         out = subprocess.run(argv, env=env(1), capture_output=True, text=True, timeout=300)
         assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
         assert "Traceback" not in out.stderr
+
+
+def test_mnist_run_resumes_the_data_iterator_exactly(tmp_path):
+    mnist = [
+        "--config.data.kind=mnist",
+        f"--config.data.path={REPO.parent / 'shared' / 'data' / 'mnist'}",
+        "--config.model.num_classes=10",
+        "--config.data.flip=false",
+    ]
+    run_train(tmp_path / "straight", *mnist, "--config.steps=20")
+    run_train(tmp_path / "resumed", *mnist, "--config.steps=10")
+    state = json.loads(
+        next((tmp_path / "resumed" / "checkpoints" / "10" / "data").glob("*.json")).read_text()
+    )
+    assert state["next_index"] == 10
+    run_train(tmp_path / "resumed", *mnist, "--config.steps=20")
+    assert (
+        max_difference(restore(tmp_path / "straight")[1], restore(tmp_path / "resumed")[1]) == 0.0
+    )

@@ -1,0 +1,170 @@
+"""Random-access record sources for datasets as users keep them on disk (no downloads).
+
+Each source has `len()` and `source[i] -> dict` of numpy values, as grain's `MapDataset.source`
+takes them: `{"image": uint8 [H, W, C], "label": int}` for images, `{"tokens": int32 [L]}` for
+text. Paths may be local or anything `open` can read.
+"""
+
+import gzip
+import io
+import struct
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class ArraySource:
+    """Records `{key: arrays[key][i]}` from equally long in-memory arrays."""
+
+    def __init__(self, **arrays: np.ndarray) -> None:
+        lengths = {len(a) for a in arrays.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"arrays must have one length, got {sorted(lengths)}")
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {k: a[i] for k, a in self.arrays.items()}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def mnist(path: str | Path, split: str = "train") -> ArraySource:
+    """MNIST from its IDX files in `path` (`train-images-idx3-ubyte[.gz]`, ... `t10k-*`)."""
+    prefix = {"train": "train", "test": "t10k"}[split]
+    path = Path(path)
+
+    def find(kind: str) -> Path:
+        for name in (f"{prefix}-{kind}", f"{prefix}-{kind}.gz"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"no {prefix}-{kind}[.gz] in {path}")
+
+    images = _read_idx(find("images-idx3-ubyte"))[..., None]
+    labels = _read_idx(find("labels-idx1-ubyte")).astype(np.int32)
+    return ArraySource(image=images, label=labels)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """JPEG/PNG bytes -> uint8 [H, W, 3]."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+class EncodedImages:
+    """Encoded images held in memory, decoded per record."""
+
+    def __init__(self, blobs: list[bytes], labels: np.ndarray) -> None:
+        self.blobs, self.labels = blobs, labels
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"image": decode_image(self.blobs[i]), "label": self.labels[i]}
+
+    def decoded(self) -> ArraySource:
+        """Decode everything once (the decoded cache): uint8 [N, H, W, 3] in memory."""
+        return ArraySource(image=np.stack([decode_image(b) for b in self.blobs]), label=self.labels)
+
+
+def _class_files(members: list[str], split: str) -> list[tuple[str, str]]:
+    """(class, member) for `<split>/<class>/<file>` image members, sorted."""
+    out = []
+    for m in members:
+        parts = m.split("/")
+        if len(parts) >= 3 and parts[-3] == split and m.lower().endswith(IMAGE_SUFFIXES):
+            out.append((parts[-2], m))
+    return sorted(out)
+
+
+def image_folder(path: str | Path, split: str = "train", cache: bool = False) -> Any:
+    """Images laid out as `<split>/<class>/<file>` (CIFAR-10 style), from a folder or a tarball.
+
+    `path` is the folder holding `<split>/`, a folder holding a `*<split>*.tar[.gz]`, or such a
+    tarball itself. Labels are the class folders in sorted order (for CIFAR-10, the standard
+    order airplane..truck). `cache=True` decodes every image once into memory.
+    """
+    path = Path(path)
+    tarball = path if path.is_file() else None
+    if tarball is None and not (path / split).is_dir():
+        found = sorted(p for p in path.glob(f"*{split}*.tar*") if p.is_file())
+        if not found:
+            raise FileNotFoundError(f"no {split}/ folder and no *{split}*.tar[.gz] in {path}")
+        tarball = found[0]
+    if tarball is not None:
+        with tarfile.open(tarball) as tar:
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            files = _class_files(list(members), split)
+            blobs = [tar.extractfile(members[name]).read() for _, name in files]
+    else:
+        names = [str(p.relative_to(path)) for p in (path / split).rglob("*") if p.is_file()]
+        files = _class_files(names, split)
+        blobs = [(path / name).read_bytes() for _, name in files]
+    if not files:
+        raise FileNotFoundError(f"no {split}/<class>/<image> files in {tarball or path}")
+    classes = sorted({c for c, _ in files})
+    labels = np.array([classes.index(c) for c, _ in files], np.int32)
+    images = EncodedImages(blobs, labels)
+    return images.decoded() if cache else images
+
+
+class TextWindows:
+    """Characters of a text file as integer tokens, in windows of `length` (stride `length`).
+
+    `vocabulary` is the sorted set of characters; token = its index.
+    """
+
+    def __init__(self, path: str | Path, length: int) -> None:
+        text = Path(path).read_text()
+        self.vocabulary = "".join(sorted(set(text)))
+        lookup = {c: i for i, c in enumerate(self.vocabulary)}
+        self.tokens = np.array([lookup[c] for c in text], np.int32)
+        self.length = length
+        if len(self.tokens) < length:
+            raise ValueError(
+                f"{path} has {len(self.tokens)} characters, fewer than length {length}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.tokens) // self.length
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"tokens": self.tokens[i * self.length : (i + 1) * self.length]}
+
+    def decode(self, tokens: np.ndarray) -> str:
+        return "".join(self.vocabulary[t] for t in np.asarray(tokens).ravel())
+
+
+def tfds_source(name: str, data_dir: str | Path, split: str = "train") -> Any:
+    """A prepared TFDS dataset `<data_dir>/<name>/<version>` read as ArrayRecord, without
+    TensorFlow and without any download (`name` like "mnist", "cifar10",
+    "downsampled_imagenet/32x32"). The newest version present is used."""
+    import tensorflow_datasets as tfds
+
+    root = Path(data_dir) / name
+    versions = sorted(
+        (p for p in root.glob("*") if (p / "dataset_info.json").is_file()),
+        key=lambda p: tuple(int(x) for x in p.name.split(".") if x.isdigit()),
+    )
+    if not versions:
+        raise FileNotFoundError(f"no prepared TFDS dataset at {root}/<version> (dataset_info.json)")
+    return tfds.builder_from_directory(str(versions[-1])).as_data_source(split=split)

@@ -1,0 +1,88 @@
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from flowjax.data import pipeline, sources
+from flowjax.train.sharding import batch_sharding
+
+MESH = Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("data", "fsdp"))
+
+
+def _source(n=20):
+    images = (np.arange(n * 4 * 4) % 256).reshape(n, 4, 4, 1).astype(np.uint8)
+    return sources.ArraySource(image=images, label=np.arange(n, dtype=np.int32))
+
+
+def _batches(source=None, flip=False, dequantize=True, seed=0, batch=4, **kw):
+    return pipeline.GrainBatches(
+        source or _source(),
+        batch_size=batch,
+        seed=seed,
+        sharding={"x1": batch_sharding(MESH, 4), "y": batch_sharding(MESH, 1)},
+        transform=pipeline.ImageToFloat(flip=flip, dequantize=dequantize, labels=True),
+        **kw,
+    )
+
+
+def _take(it, n):
+    return [jax.tree.map(np.asarray, next(it)) for _ in range(n)]
+
+
+def test_deterministic_epochs_reshuffled_and_dequantized_in_the_bin():
+    a, b = _take(_batches(), 10), _take(_batches(), 10)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x["x1"], y["x1"])
+    first, second = [np.concatenate([t["y"] for t in a[i : i + 5]]) for i in (0, 5)]
+    assert sorted(first) == sorted(second) == list(range(20)) and not np.array_equal(first, second)
+    assert not np.array_equal(np.concatenate([t["y"] for t in _take(_batches(seed=1), 5)]), first)
+    source = _source()
+    for t in a:
+        pixels = np.stack([source[i]["image"] for i in t["y"]]).astype(np.float32)
+        assert t["x1"].dtype == np.float32 and t["x1"].min() >= -1 and t["x1"].max() < 1
+        np.testing.assert_array_equal(
+            np.floor((t["x1"] + 1.0) * 128.0), pixels
+        )  # (x + u) / 256, u < 1
+    plain = _take(_batches(dequantize=False), 1)[0]
+    pixels = np.stack([source[i]["image"] for i in plain["y"]])
+    np.testing.assert_allclose(plain["x1"], pixels / 127.5 - 1.0, atol=1e-6)
+
+
+def test_random_flips_are_mirror_images_drawn_per_record():
+    source = _source(64)
+    batches = _take(_batches(source, flip=True, dequantize=False, batch=16), 4)
+    flipped = 0
+    for t in batches:
+        for x, label in zip(t["x1"], t["y"], strict=True):
+            original = source[label]["image"] / 127.5 - 1.0
+            is_flipped = np.allclose(x, original[:, ::-1], atol=1e-6)
+            assert is_flipped or np.allclose(x, original, atol=1e-6)
+            flipped += is_flipped
+    assert 16 < flipped < 48
+
+
+def test_iterator_state_resumes_exactly():
+    it = _batches()
+    _take(it, 7)
+    state = it._iterator.get_state()
+    expected = _take(it, 6)
+    resumed = _batches()
+    resumed._iterator.set_state(state)
+    for x, y in zip(_take(resumed, 6), expected, strict=True):
+        np.testing.assert_array_equal(x["x1"], y["x1"])
+
+
+def test_process_shards_are_disjoint(monkeypatch):
+    seen = []
+    for index in range(2):
+        monkeypatch.setattr(pipeline.jax, "process_count", lambda: 2)
+        monkeypatch.setattr(pipeline.jax, "process_index", lambda i=index: i)
+        it = _batches(batch=4)  # 2 records per process per step
+        seen.append(np.concatenate([next(it._iterator)["y"] for _ in range(5)]))
+    assert set(seen[0]).isdisjoint(seen[1]) and len(set(seen[0]) | set(seen[1])) == 20
+
+
+def test_worker_processes_give_the_same_batches():
+    inline = _take(_batches(flip=True), 4)
+    workers = _batches(flip=True, workers=2)
+    for x, y in zip(_take(workers, 4), inline, strict=True):
+        np.testing.assert_array_equal(x["x1"], y["x1"])
