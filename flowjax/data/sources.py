@@ -159,8 +159,9 @@ def tfds_source(name: str, data_dir: str | Path, split: str = "train") -> Any:
     TensorFlow and without any download (`name` like "mnist", "cifar10",
     "downsampled_imagenet/32x32"). The newest version present is used."""
     import tensorflow_datasets as tfds
+    from etils import epath
 
-    root = Path(data_dir) / name
+    root = epath.Path(data_dir) / name  # local or gs://
     versions = sorted(
         (p for p in root.glob("*") if (p / "dataset_info.json").is_file()),
         key=lambda p: tuple(int(x) for x in p.name.split(".") if x.isdigit()),

@@ -9,16 +9,15 @@ is accepted only if it loads and its checksums match; otherwise the step is move
 is tried, with a warning.
 """
 
-import shutil
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
 from flowjax.train.config import CheckpointConfig
@@ -46,7 +45,9 @@ class DamagedCheckpointError(Exception):
 class Checkpointer:
     """Save and restore through one `ocp.CheckpointManager` under `directory`."""
 
-    def __init__(self, directory: str | Path, config: CheckpointConfig, data_handler: Any) -> None:
+    def __init__(
+        self, directory: str | epath.Path, config: CheckpointConfig, data_handler: Any
+    ) -> None:
         policies = [checkpoint_managers.LatestN(n=config.keep)]
         best = {}
         if config.best_metric is not None:
@@ -68,7 +69,8 @@ class Checkpointer:
             "meta": ocp.JsonCheckpointHandler(),
             "data": data_handler,
         }
-        self.directory = Path(directory).absolute()
+        directory = epath.Path(directory)  # local paths and gs:// buckets alike
+        self.directory = directory if "://" in str(directory) else directory.absolute()
         self._manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=handlers
         )
@@ -129,12 +131,12 @@ class Checkpointer:
             return s, restored["state"], restored["meta"], restored["data"]
         return None
 
-    def _set_aside(self, step: int) -> Path:
+    def _set_aside(self, step: int) -> epath.Path:
         """Move a damaged step out of the manager's directory (process 0 moves; all reload)."""
-        target = Path(f"{self.directory}.damaged") / f"{step}.{int(time.time())}"
+        target = epath.Path(f"{self.directory}.damaged") / f"{step}.{int(time.time())}"
         if jax.process_index() == 0:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(self.directory / str(step), target)
+            (self.directory / str(step)).rename(target)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 

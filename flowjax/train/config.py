@@ -102,9 +102,11 @@ class MeshConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-    """Orbax checkpoints in `<workdir>/checkpoints`: every `every` steps and at the end, keeping
-    the last `keep` (and the best by `best_metric` if set)."""
+    """Orbax checkpoints in `directory` (default `<workdir>/checkpoints`; a gs:// path works):
+    every `every` steps and at the end, keeping the last `keep` (and the best by `best_metric`
+    if set)."""
 
+    directory: str | None = None
     every: int = 1000
     keep: int = 3
     best_metric: str | None = None

@@ -106,7 +106,9 @@ def setup(config: TrainConfig, workdir: Path) -> dict[str, Any]:
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
     )
     checkpointer = Checkpointer(
-        workdir / "checkpoints", config.checkpoint, batches.checkpoint_handler()
+        config.checkpoint.directory or workdir / "checkpoints",
+        config.checkpoint,
+        batches.checkpoint_handler(),
     )
     steps = checkpointer.all_steps()
     if steps:
@@ -168,7 +170,7 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
     writer = MetricWriter(workdir)
     stop = StopRequest()
     step = int(jax.device_get(state.step))
-    start_step, started = step, time.perf_counter()
+    window_start = (step, time.perf_counter())  # steps/s over each logging window
     sync_every = min(config.log.every or 10, 10)
     eval_metrics: dict[str, float] | None = None
     window: list[dict] = []
@@ -198,7 +200,9 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
                         "(set nonfinite='skip' to continue past them)"
                     )
                 summary["skipped_steps"] = skipped
-                summary["steps_per_s"] = (step - start_step) / (time.perf_counter() - started)
+                now = time.perf_counter()
+                summary["steps_per_s"] = (step - window_start[0]) / (now - window_start[1])
+                window_start = (step, now)
                 writer.write(step, summary)
                 bar.set_postfix(loss=f"{summary['loss']:.4f}", refresh=False)
                 window = []
