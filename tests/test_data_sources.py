@@ -1,23 +1,21 @@
 import gzip
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from flowjax.data import sources
-
-SHARED = Path(__file__).parents[2] / "shared" / "data"
-MNIST, CIFAR, TEXT = (
-    SHARED / "mnist",
-    SHARED / "cifar10-jpeg",
-    SHARED / "tiny-shakespeare" / "input.txt",
-)
+from tests.shared_data import shared_data
 
 
-def test_mnist_idx_files():
-    train, test = sources.mnist(MNIST, "train"), sources.mnist(MNIST, "test")
+@pytest.fixture(scope="module")
+def data():
+    return shared_data()
+
+
+def test_mnist_idx_files(data):
+    train, test = sources.mnist(data / "mnist", "train"), sources.mnist(data / "mnist", "test")
     assert (len(train), len(test)) == (60_000, 10_000)
     record = train[0]
     assert record["image"].shape == (28, 28, 1) and record["image"].dtype == np.uint8
@@ -38,8 +36,8 @@ def test_idx_reader_rejects_other_files(tmp_path):
         sources.mnist(tmp_path, "test")
 
 
-def test_cifar_tarball_decodes_with_standard_labels_and_cache():
-    images = sources.image_folder(CIFAR, "test")
+def test_cifar_tarball_decodes_with_standard_labels_and_cache(data):
+    images = sources.image_folder(data / "cifar10-jpeg", "test")
     assert len(images) == 10_000
     assert images[0]["image"].shape == (32, 32, 3) and images[0]["image"].dtype == np.uint8
     assert np.bincount(images.labels).tolist() == [1000] * 10  # airplane..truck, sorted
@@ -63,11 +61,12 @@ def test_image_folder_from_a_directory(tmp_path):
         sources.image_folder(tmp_path, "test")
 
 
-def test_text_windows_round_trip():
-    text = sources.TextWindows(TEXT, 64)
-    assert len(text) == len(TEXT.read_text()) // 64 and len(text.vocabulary) == 65
+def test_text_windows_round_trip(data):
+    path = data / "tiny-shakespeare" / "input.txt"
+    text = sources.TextWindows(path, 64)
+    assert len(text) == len(path.read_text()) // 64 and len(text.vocabulary) == 65
     window = text[10]["tokens"]
-    assert window.shape == (64,) and text.decode(window) == TEXT.read_text()[640:704]
+    assert window.shape == (64,) and text.decode(window) == path.read_text()[640:704]
 
 
 def test_tfds_array_record_without_tensorflow(tmp_path):

@@ -5,6 +5,7 @@ arrays (decode or cache, dequantize, flip, batch of 256), for MNIST and CIFAR-10
 """
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from flowjax.data import sources
 from flowjax.data.pipeline import GrainBatches, ImageToFloat
 from flowjax.train.sharding import batch_sharding
 
-DATA = Path(__file__).parents[3] / "shared" / "data"
+DATA = Path(os.environ.get("FLOWJAX_SHARED_DATA", Path(__file__).parents[3] / "shared" / "data"))
 
 
 def rate(source, workers: int, batches: int, flip: bool) -> float:  # noqa: ANN001

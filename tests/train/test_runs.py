@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
+from tests.shared_data import shared_data
 from tests.train.helpers import (
-    REPO,
     env,
     max_difference,
     metrics,
@@ -224,7 +224,7 @@ def test_cli_trains_samples_evaluates_and_reports_user_errors(tmp_path):
 def test_mnist_run_resumes_the_data_iterator_exactly(tmp_path):
     mnist = [
         "--config.data.kind=mnist",
-        f"--config.data.path={REPO.parent / 'shared' / 'data' / 'mnist'}",
+        f"--config.data.path={shared_data() / 'mnist'}",
         "--config.model.num_classes=10",
         "--config.data.flip=false",
     ]
