@@ -86,3 +86,19 @@ def test_worker_processes_give_the_same_batches():
     workers = _batches(flip=True, workers=2)
     for x, y in zip(_take(workers, 4), inline, strict=True):
         np.testing.assert_array_equal(x["x1"], y["x1"])
+
+
+def test_text_windows_batch_as_tokens(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text("abcdefgh" * 50)
+    text = sources.TextWindows(path, 8)
+    it = pipeline.GrainBatches(
+        text,
+        batch_size=4,
+        seed=0,
+        sharding={"x1": batch_sharding(MESH, 2)},
+        transform=pipeline.Tokens(),
+    )
+    batch = np.asarray(next(it)["x1"])
+    assert it.event_shape == (8,) and batch.shape == (4, 8) and batch.dtype == np.int32
+    assert all(text.decode(row) == "abcdefgh" for row in batch)

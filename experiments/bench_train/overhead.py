@@ -8,6 +8,7 @@ the same jitted step on the same device-generated batches.
 import argparse
 import dataclasses
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +63,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, nargs="+", default=[256, 4096])
+    p.add_argument("--repeats", type=int, default=3, help="alternating runs; medians reported")
     args = p.parse_args()
     base = load_config(CONFIG)
     print("| batch | bare jitted step (steps/s) | flowjax train loop (steps/s) | loop / bare |")
@@ -77,7 +79,8 @@ def main() -> None:
             ),
             checkpoint=dataclasses.replace(base.checkpoint, every=max(steps, 1000)),
         )
-        loop, bare = loop_rate(config, steps), bare_rate(config, steps)
+        pairs = [(loop_rate(config, steps), bare_rate(config, steps)) for _ in range(args.repeats)]
+        loop, bare = (statistics.median(x) for x in zip(*pairs, strict=True))
         print(f"| {batch} | {bare:,.1f} | {loop:,.1f} | {loop / bare:.3f} |", flush=True)
 
 

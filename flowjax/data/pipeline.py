@@ -36,6 +36,19 @@ class ImageToFloat(grain.transforms.RandomMap):
         return out
 
 
+class Tokens(grain.transforms.Map):
+    """`{"tokens": int32 [L]}` -> `{"x1": int32 [L]}` (text windows for discrete models)."""
+
+    def map(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {"x1": np.asarray(record["tokens"], np.int32)}
+
+
+def _apply(dataset: grain.MapDataset, transform: Any) -> grain.MapDataset:
+    if isinstance(transform, grain.transforms.RandomMap):
+        return dataset.random_map(transform)
+    return dataset.map(transform)
+
+
 def _mark_absl_flags_parsed() -> None:
     """grain's worker processes read absl flags; a plain Python program never parsed them."""
     from absl import flags
@@ -60,20 +73,15 @@ class GrainBatches:
         batch_size: int,
         seed: int,
         sharding: dict[str, NamedSharding],
-        transform: grain.transforms.RandomMap,
+        transform: grain.transforms.RandomMap | grain.transforms.Map,
         workers: int = 0,
         prefetch: int = 2,
     ) -> None:
         count, index = jax.process_count(), jax.process_index()
         local = batch_size // count
-        dataset = (
-            grain.MapDataset.source(source)
-            .seed(seed)
-            .shuffle()
-            .repeat(None)[index::count]
-            .random_map(transform)
-            .batch(local, drop_remainder=True)
-        )
+        records = grain.MapDataset.source(source).seed(seed)
+        shuffled = records.shuffle().repeat(None)[index::count]
+        dataset = _apply(shuffled, transform).batch(local, drop_remainder=True)
         iterable = dataset.to_iter_dataset(
             grain.ReadOptions(num_threads=max(1, prefetch), prefetch_buffer_size=prefetch)
         )
@@ -82,7 +90,7 @@ class GrainBatches:
             iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
         self._iterator = iter(iterable)
         self.sharding = sharding
-        example = transform.random_map(source[0], np.random.default_rng(0))
+        example = _apply(records, transform)[0]
         self.event_shape = tuple(np.shape(example["x1"]))
 
     def __iter__(self) -> "GrainBatches":

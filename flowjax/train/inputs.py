@@ -35,7 +35,7 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> Any:
     if data.kind == "text":
         raise ConfigError(
             "config.data.kind = 'text' feeds discrete flow models, which this version does not "
-            "have yet (flowjax.data.sources.TextWindows reads the file)"
+            "have yet (flowjax.data.sources.TextWindows with pipeline.Tokens batches the file)"
         )
     source = image_source(config)
     labels = config.model.num_classes is not None
