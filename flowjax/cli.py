@@ -16,7 +16,7 @@ from pathlib import Path
 
 from flowjax.train.checkpoint import DamagedCheckpointError
 from flowjax.train.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_config
-from flowjax.train.loop import NonFiniteError
+from flowjax.train.loop import NonFiniteError, Run, evaluate, setup, train
 
 USER_ERRORS = (ConfigError, FileNotFoundError, DamagedCheckpointError)
 
@@ -28,19 +28,15 @@ def _saved_config(workdir: Path) -> TrainConfig:
     return from_dict(TrainConfig, json.loads(path.read_text()))
 
 
-def _restored(workdir: Path) -> tuple[TrainConfig, dict]:
-    from flowjax.train.loop import setup
-
+def _restored(workdir: Path) -> tuple[TrainConfig, Run]:
     config = _saved_config(workdir)
     parts = setup(config, workdir)
-    if int(parts["state"].step) == 0:
+    if int(parts.state.step) == 0:
         raise FileNotFoundError(f"{workdir} has no checkpoint to load")
     return config, parts
 
 
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
-    from flowjax.train.loop import train
-
     config = apply_overrides(load_config(args.config), overrides)
     state = train(config, args.workdir)
     print(f"done at step {int(state.step)}; run in {args.workdir}")
@@ -54,9 +50,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     config, parts = _restored(args.workdir)
     log = dataclasses.replace(config.log, num_samples=args.num, eval_method=args.method)
     config = dataclasses.replace(config, log=log)
-    params = parts["state"].ema_params if args.ema else parts["state"].params
+    params = parts.state.ema_params if args.ema else parts.state.params
     samples, nfe = evaluation.draw_samples(
-        parts["v"], params, config, parts["mesh"], parts["batches"].event_shape, seed=args.seed
+        parts.v, params, config, parts.mesh, parts.batches.event_shape, seed=args.seed
     )
     out = args.out or args.workdir / "samples.npz"
     np.savez(out, samples=samples)
@@ -67,11 +63,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from flowjax.train.loop import evaluate
-
     config, parts = _restored(args.workdir)
-    metrics = evaluate(parts["v"], parts["state"].ema_params, config, parts["mesh"])
-    print(json.dumps({"step": int(parts["state"].step), **metrics}))
+    metrics = evaluate(parts.v, parts.state.ema_params, config, parts.mesh)
+    print(json.dumps({"step": int(parts.state.step), **metrics}))
 
 
 def parser() -> argparse.ArgumentParser:

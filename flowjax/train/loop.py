@@ -12,13 +12,14 @@ import dataclasses
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 from flowjax import models
@@ -91,7 +92,20 @@ def check_compatible(config: TrainConfig, saved: dict, workdir: Path) -> None:
         )
 
 
-def setup(config: TrainConfig, workdir: Path) -> dict[str, Any]:
+class Run(NamedTuple):
+    """What `setup` builds for a workdir: the state is restored from its newest good checkpoint
+    (the data iterator with it) or freshly initialized."""
+
+    mesh: Mesh
+    batches: Any
+    v: Callable
+    optimizer: Any
+    shardings: Any
+    state: TrainState
+    checkpointer: Checkpointer
+
+
+def setup(config: TrainConfig, workdir: Path) -> Run:
     """Everything but the loop: mesh, data, model, optimizer, state (restored or fresh)."""
     maybe_initialize(config.distributed)
     validate(config, jax.device_count(), jax.process_count())
@@ -119,15 +133,7 @@ def setup(config: TrainConfig, workdir: Path) -> dict[str, Any]:
     else:
         _, state, _, item = restored
         batches.load(item)
-    return dict(
-        mesh=mesh,
-        batches=batches,
-        v=v,
-        optimizer=optimizer,
-        shardings=shardings,
-        state=state,
-        checkpointer=checkpointer,
-    )
+    return Run(mesh, batches, v, optimizer, shardings, state, checkpointer)
 
 
 def evaluate(v: Any, params: Any, config: TrainConfig, mesh: Any) -> dict[str, float]:
@@ -154,17 +160,17 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
     """Train (or resume) the run in `workdir` up to `config.steps`; returns the final state."""
     workdir = Path(workdir)
     parts = setup(config, workdir)
-    mesh, batches, v, state = parts["mesh"], parts["batches"], parts["v"], parts["state"]
-    checkpointer: Checkpointer = parts["checkpointer"]
+    mesh, batches, v, state = parts.mesh, parts.batches, parts.v, parts.state
+    checkpointer: Checkpointer = parts.checkpointer
     main_process = jax.process_index() == 0
     if main_process:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(to_json(config))
     meta = {"config": json.loads(to_json(config))}
     step_fn = jax.jit(
-        make_train_step(config, v, parts["optimizer"]),
-        in_shardings=(parts["shardings"], batches.sharding),
-        out_shardings=(parts["shardings"], NamedSharding(mesh, PartitionSpec())),
+        make_train_step(config, v, parts.optimizer),
+        in_shardings=(parts.shardings, batches.sharding),
+        out_shardings=(parts.shardings, NamedSharding(mesh, PartitionSpec())),
         donate_argnums=0,
     )
     writer = MetricWriter(workdir)

@@ -71,13 +71,13 @@ def restore(workdir: Path, step: int | None = None) -> tuple[int, dict]:
     config = dataclasses.replace(config, mesh=dataclasses.replace(config.mesh, data=-1, fsdp=1))
     parts = setup(config, workdir)
     if step is not None:
-        found = parts["checkpointer"].restore(
-            jax.eval_shape(lambda: parts["state"]), parts["batches"].restore_args(), step=step
+        found = parts.checkpointer.restore(
+            jax.eval_shape(lambda: parts.state), parts.batches.restore_args(), step=step
         )
         state = found[1]
     else:
-        state = parts["state"]
-    parts["checkpointer"].close()
+        state = parts.state
+    parts.checkpointer.close()
     return int(state.step), jax.tree.map(np.asarray, state.params)
 
 
