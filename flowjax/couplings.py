@@ -2,15 +2,81 @@
 
 A coupling is a pure function `coupling(key, x0, x1, **labels) -> (x0, x1, labels)` returning
 re-paired batches of the same shapes; labels (class labels, conditioning) travel with `x1`.
+
+- `independent`: pairs as drawn (I-CFM, Lipman et al.'s FM).
+- `ot_coupling(...)`: minibatch optimal transport (Pooladian et al. 2023; Tong et al. 2024).
+  `solver="exact"` solves on the host (POT's network simplex) and `"auction"` on the device;
+  both give a permutation, so each x0 and each x1 is used exactly once. `replace=True` instead
+  draws n pairs from the plan with replacement, as TorchCFM's `OTPlanSampler` does (some pairs
+  repeat, others are dropped). `solver="sinkhorn"` (entropic, `reg`) always draws from its plan.
+  `within="y"` pairs only samples of the same class: source samples take the labels `y0` if
+  given, else a random assignment of the batch's own labels (noise is exchangeable).
 """
 
+from collections.abc import Callable
 from typing import Any
 
-from flowjax._utils import Array, check_same_shape
+import jax
+import jax.numpy as jnp
+
+from flowjax import ot
+from flowjax._utils import Array, check_choice, check_same_shape
+
+Coupling = Callable[..., tuple[Array, Array, dict]]
+SOLVERS = ("exact", "auction", "sinkhorn")
 
 
 def independent(key: Array, x0: Array, x1: Array, **labels: Any) -> tuple[Array, Array, dict]:
-    """The independent coupling q(x0) q(x1) (I-CFM): pairs stay as drawn."""
+    """The independent coupling q(x0) q(x1): pairs stay as drawn."""
     del key
     check_same_shape(x0, x1, "x0,x1")
     return x0, x1, labels
+
+
+def sample_pairs(key: Array, plan: Array, n: int) -> tuple[Array, Array]:
+    """`n` index pairs (i, j) drawn with replacement with probabilities `plan` `[n0, n1]`."""
+    flat = jax.random.categorical(key, jnp.log(jnp.maximum(plan.ravel(), 0.0)), shape=(n,))
+    return flat // plan.shape[1], flat % plan.shape[1]
+
+
+def ot_coupling(
+    solver: str = "exact",
+    *,
+    reg: float | None = None,
+    replace: bool = False,
+    within: str | None = None,
+    backend: str = "pot",
+) -> Coupling:
+    """Minibatch OT on squared Euclidean costs (see the module docstring)."""
+    check_choice(solver, SOLVERS, "solver")
+    if solver == "sinkhorn" and not (reg is not None and reg > 0):
+        raise ValueError(f"solver='sinkhorn' needs reg > 0, got reg={reg}")
+
+    def coupling(key: Array, x0: Array, x1: Array, **labels: Any) -> tuple[Array, Array, dict]:
+        check_same_shape(x0, x1, "x0,x1")
+        k_labels, k_pairs = jax.random.split(key)
+        cost = ot.squared_distances(x0, x1)
+        source_labels = labels.pop("y0", None)
+        if within is not None:
+            y1 = labels[within]
+            y0 = jax.random.permutation(k_labels, y1) if source_labels is None else source_labels
+            cost = cost + (y0[:, None] != y1[None, :]) * (1.0 + 2.0 * jnp.max(cost)) * cost.shape[0]
+        n = x0.shape[0]
+        if solver == "sinkhorn" or replace:
+            if solver == "sinkhorn":
+                plan = ot.sinkhorn(cost, reg)
+            else:
+                plan = jax.nn.one_hot(_assign(cost, solver, backend), n, dtype=cost.dtype) / n
+            i, j = sample_pairs(k_pairs, plan, n)
+            return x0[i], x1[j], {k: v[j] for k, v in labels.items()}
+        perm = _assign(cost, solver, backend)
+        return x0, x1[perm], {k: v[perm] for k, v in labels.items()}
+
+    return coupling
+
+
+def _assign(cost: Array, solver: str, backend: str) -> Array:
+    cost = jax.lax.stop_gradient(cost)
+    if solver == "auction":
+        return ot.auction_assignment(cost)
+    return ot.exact_assignment(cost, backend)

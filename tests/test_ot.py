@@ -1,0 +1,133 @@
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from flowjax import couplings, ot
+
+
+def _clouds(n, seed=0, d=2):
+    x0 = jax.random.normal(jax.random.key(seed), (n, d))
+    x1 = jax.random.normal(jax.random.key(seed + 1), (n, d)) * 0.5 + 2.0
+    return x0, x1
+
+
+def _cost(c, perm):
+    return float(jnp.sum(c[jnp.arange(c.shape[0]), perm]))
+
+
+@pytest.mark.parametrize("backend", ot.EXACT_BACKENDS)
+def test_exact_assignment_matches_brute_force_and_scipy(backend):
+    x0, x1 = _clouds(6)
+    c = ot.squared_distances(x0, x1)
+    brute = min(sum(float(c[i, p[i]]) for i in range(6)) for p in itertools.permutations(range(6)))
+    perm = jax.jit(lambda c: ot.exact_assignment(c, backend))(c)
+    assert _cost(c, perm) == pytest.approx(brute, rel=1e-6)
+    x0, x1 = _clouds(300, seed=3)
+    c = ot.squared_distances(x0, x1)
+    rows, cols = linear_sum_assignment(np.asarray(c, np.float64))
+    perm = ot.exact_assignment(c, backend)
+    assert sorted(np.asarray(perm).tolist()) == list(range(300))
+    assert _cost(c, perm) == pytest.approx(float(np.asarray(c)[rows, cols].sum()), rel=1e-5)
+
+
+def test_auction_is_a_permutation_within_one_percent_at_512():
+    x0, x1 = _clouds(512, seed=5)
+    c = ot.squared_distances(x0, x1)
+    perm = jax.jit(ot.auction_assignment)(c)
+    assert sorted(np.asarray(perm).tolist()) == list(range(512))
+    exact = _cost(c, ot.exact_assignment(c))
+    assert exact <= _cost(c, perm) <= 1.01 * exact
+
+
+def test_sinkhorn_marginals_and_agreement_with_pot():
+    import ot as pot
+
+    x0, x1 = _clouds(64, seed=7)
+    c = ot.squared_distances(x0, x1)
+    plan = jax.jit(lambda c: ot.sinkhorn(c, 0.5, tol=1e-7))(c)
+    np.testing.assert_allclose(plan.sum(1), 1 / 64, rtol=1e-4)
+    np.testing.assert_allclose(plan.sum(0), 1 / 64, rtol=1e-4)
+    reference = pot.sinkhorn(
+        np.full(64, 1 / 64), np.full(64, 1 / 64), np.asarray(c, np.float64), 0.5, stopThr=1e-10
+    )
+    np.testing.assert_allclose(plan, reference, atol=1e-5)
+
+
+def test_squared_distances_flatten_events():
+    x = jax.random.normal(jax.random.key(0), (3, 2, 2))
+    y = jax.random.normal(jax.random.key(1), (4, 2, 2))
+    expected = jnp.sum((x[:, None] - y[None]) ** 2, axis=(2, 3))
+    np.testing.assert_allclose(ot.squared_distances(x, y), expected, rtol=1e-5, atol=1e-5)
+
+
+def _sorted_rows(a):
+    a = np.asarray(a)
+    return a[np.lexsort(a.T[::-1])]
+
+
+@pytest.mark.parametrize("solver", ["exact", "auction"])
+def test_permutation_couplings_use_every_sample_once(solver):
+    x0, x1 = _clouds(64)
+    y = jnp.arange(64)
+    c0, c1, labels = jax.jit(couplings.ot_coupling(solver))(jax.random.key(0), x0, x1, y=y)
+    np.testing.assert_array_equal(c0, x0)
+    np.testing.assert_array_equal(_sorted_rows(c1), _sorted_rows(x1))
+    np.testing.assert_array_equal(c1, x1[labels["y"]])  # labels travel with x1
+    independent_cost = float(jnp.sum((x0 - x1) ** 2))
+    assert float(jnp.sum((c0 - c1) ** 2)) < independent_cost
+
+
+def test_with_replacement_duplicates_and_drops_pairs_like_torchcfm():
+    x0, x1 = _clouds(256)
+    c0, c1, _ = couplings.ot_coupling("exact", replace=True)(jax.random.key(1), x0, x1)
+    exact0, exact1, _ = couplings.ot_coupling("exact")(jax.random.key(1), x0, x1)
+    pairs = {
+        tuple(np.round(np.concatenate([a, b]), 5))
+        for a, b in zip(np.asarray(exact0), np.asarray(exact1), strict=True)
+    }
+    drawn = [
+        tuple(np.round(np.concatenate([a, b]), 5))
+        for a, b in zip(np.asarray(c0), np.asarray(c1), strict=True)
+    ]
+    assert set(drawn) <= pairs  # only optimal pairs ...
+    assert len(set(drawn)) < 256  # ... some repeated, some dropped (~1 - 1/e of them kept)
+    assert 0.55 * 256 < len(set(drawn)) < 0.75 * 256
+
+
+def test_sinkhorn_coupling_and_argument_checks():
+    x0, x1 = _clouds(128)
+    c0, c1, _ = jax.jit(couplings.ot_coupling("sinkhorn", reg=0.05))(jax.random.key(2), x0, x1)
+    e0, e1, _ = couplings.ot_coupling("exact")(jax.random.key(2), x0, x1)
+    sinkhorn_cost, exact_cost = (
+        float(jnp.mean(jnp.sum((a - b) ** 2, 1))) for a, b in ((c0, c1), (e0, e1))
+    )
+    assert (
+        exact_cost
+        <= sinkhorn_cost
+        < 1.05 * exact_cost
+        < float(jnp.mean(jnp.sum((x0 - x1) ** 2, 1)))
+    )
+    with pytest.raises(ValueError, match="needs reg > 0"):
+        couplings.ot_coupling("sinkhorn")
+    with pytest.raises(ValueError, match="unknown solver 'hungarian'"):
+        couplings.ot_coupling("hungarian")
+
+
+def test_within_class_pairs_only_match_labels():
+    x0, x1 = _clouds(60)
+    y = jnp.arange(60) % 3
+    coupling = jax.jit(couplings.ot_coupling("exact", within="y"))
+    y0 = jnp.roll(y, 1)  # labelled sources: every pair must share its class
+    c0, c1, labels = coupling(jax.random.key(3), x0, x1, y=y, y0=y0)
+    np.testing.assert_array_equal(c0, x0)
+    np.testing.assert_array_equal(labels["y"], y0)
+    assert "y0" not in labels
+    # unlabelled sources (noise): the batch's labels are dealt out at random, then matched
+    _, c1, labels = coupling(jax.random.key(4), x0, x1, y=y)
+    np.testing.assert_array_equal(np.bincount(np.asarray(labels["y"])), [20, 20, 20])
+    rows = [int(np.where((np.asarray(x1) == np.asarray(r)).all(1))[0][0]) for r in np.asarray(c1)]
+    np.testing.assert_array_equal(labels["y"], y[jnp.asarray(rows)])
