@@ -1,6 +1,28 @@
 """flowjax: Flow Matching in JAX."""
 
-from flowjax import couplings, data, losses, metrics, models, paths, solvers, time_samplers
+from flowjax import (
+    couplings,
+    data,
+    losses,
+    matchers,
+    metrics,
+    models,
+    ot,
+    paths,
+    solvers,
+    time_samplers,
+)
 
 __version__ = "0.1.0"
-__all__ = ["couplings", "data", "losses", "metrics", "models", "paths", "solvers", "time_samplers"]
+__all__ = [
+    "couplings",
+    "data",
+    "losses",
+    "matchers",
+    "metrics",
+    "models",
+    "ot",
+    "paths",
+    "solvers",
+    "time_samplers",
+]

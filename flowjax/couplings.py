@@ -34,8 +34,11 @@ def independent(key: Array, x0: Array, x1: Array, **labels: Any) -> tuple[Array,
 
 
 def sample_pairs(key: Array, plan: Array, n: int) -> tuple[Array, Array]:
-    """`n` index pairs (i, j) drawn with replacement with probabilities `plan` `[n0, n1]`."""
-    flat = jax.random.categorical(key, jnp.log(jnp.maximum(plan.ravel(), 0.0)), shape=(n,))
+    """`n` index pairs (i, j) drawn with replacement with probabilities `plan` `[n0, n1]`
+    (inverse-CDF sampling: one cumulative sum of the plan, `n` binary searches)."""
+    cdf = jnp.cumsum(jnp.maximum(plan.ravel(), 0.0))
+    u = jax.random.uniform(key, (n,), cdf.dtype) * cdf[-1]
+    flat = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), cdf.shape[0] - 1)
     return flat // plan.shape[1], flat % plan.shape[1]
 
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from flowjax._utils import Array, check_choice, check_same_shape
 from flowjax.couplings import independent
 from flowjax.paths.affine import AffinePath
+from flowjax.paths.noisy import NoisyPath
 from flowjax.time_samplers import Uniform
 
 LOSS_TARGETS = ("velocity", "x1", "x0", "epsilon")
@@ -25,7 +26,7 @@ def cfm_loss(
     key: Array,
     x1: Array,
     *,
-    path: AffinePath,
+    path: AffinePath | NoisyPath,
     cond: Mapping[str, Any] | None = None,
     parameterization: str = "velocity",
     time_sampler: Callable[[Array, tuple[int, ...]], Array] | None = None,
@@ -39,7 +40,8 @@ def cfm_loss(
     Args:
       v: model `v(params, x, t, **cond) -> [B, *event]` predicting `parameterization`
         ("velocity": dx_t; "x1": the data point; "x0"/"epsilon": the source sample).
-      key: PRNG key for the source sample, the coupling and the times.
+      key: PRNG key for the source sample, the coupling, the times and the path's noise.
+      path: an `AffinePath`, or a `NoisyPath` (I-CFM, SB-CFM, VP-CFM with sigma > 0).
       x1: data batch `[B, *event]`.
       cond: conditioning pytree passed to `v` as keywords (and to the coupling, which keeps it
         aligned with `x1`).
@@ -53,12 +55,13 @@ def cfm_loss(
     """
     check_choice(parameterization, LOSS_TARGETS, "parameterization")
     k_source, k_coupling, k_time = jax.random.split(key, 3)
+    k_path = jax.random.fold_in(key, 3)
     if x0 is None:
         x0 = source(k_source, x1.shape, x1.dtype)
     check_same_shape(x0, x1, "x0,x1")
     x0, x1, cond = coupling(k_coupling, x0, x1, **(cond or {}))
     t = (time_sampler or Uniform())(k_time, x1.shape[:1])
-    x_t, dx_t = path.sample(x0, x1, t)
+    x_t, dx_t = path.sample(x0, x1, t, key=k_path)
     target = {"velocity": dx_t, "x1": x1, "x0": x0, "epsilon": x0}[parameterization]
     pred = v(params, x_t, t, **cond)
     check_same_shape(pred, target, "prediction,target")

@@ -131,3 +131,10 @@ def test_within_class_pairs_only_match_labels():
     np.testing.assert_array_equal(np.bincount(np.asarray(labels["y"])), [20, 20, 20])
     rows = [int(np.where((np.asarray(x1) == np.asarray(r)).all(1))[0][0]) for r in np.asarray(c1)]
     np.testing.assert_array_equal(labels["y"], y[jnp.asarray(rows)])
+
+
+def test_sample_pairs_follows_the_plan():
+    plan = jnp.array([[0.1, 0.2, 0.0], [0.3, 0.0, 0.4]])
+    i, j = couplings.sample_pairs(jax.random.key(0), plan, 200_000)
+    freq = np.bincount(np.asarray(i * 3 + j), minlength=6) / 200_000
+    np.testing.assert_allclose(freq, np.asarray(plan).ravel(), atol=4e-3)

@@ -52,8 +52,10 @@ class AffinePath:
         """Scheduler coefficients at `t`, each shaped `[B, 1, ..., 1]` to broadcast with `x`."""
         return self.scheduler(expand_time(t, x))
 
-    def sample(self, x0: Array, x1: Array, t: Array) -> PathSample:
-        """`x_t` and the conditional velocity `dx_t = d_alpha_t x_1 + d_sigma_t x_0`."""
+    def sample(self, x0: Array, x1: Array, t: Array, key: Array | None = None) -> PathSample:
+        """`x_t` and the conditional velocity `dx_t = d_alpha_t x_1 + d_sigma_t x_0` (`key` is
+        unused: the path is deterministic given its ends)."""
+        del key
         check_same_shape(x0, x1, "x0,x1")
         c = self.coefficients(t, x1)
         return PathSample(c.alpha * x1 + c.sigma * x0, c.d_alpha * x1 + c.d_sigma * x0)
