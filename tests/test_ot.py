@@ -1,4 +1,6 @@
 import itertools
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +9,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from flowjax import couplings, ot
+from tests.train.helpers import env
 
 
 def _clouds(n, seed=0, d=2):
@@ -138,3 +141,44 @@ def test_sample_pairs_follows_the_plan():
     i, j = couplings.sample_pairs(jax.random.key(0), plan, 200_000)
     freq = np.bincount(np.asarray(i * 3 + j), minlength=6) / 200_000
     np.testing.assert_allclose(freq, np.asarray(plan).ravel(), atol=4e-3)
+
+
+PER_SHARD_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+from flowjax import couplings
+from flowjax.train.config import MeshConfig
+from flowjax.train.sharding import make_mesh
+mesh = make_mesh(MeshConfig(fsdp=2))
+key = jax.random.key(0)
+x0 = jax.random.normal(key, (64, 2))
+x1 = jax.random.normal(jax.random.key(1), (64, 2)) + 3.0
+y = jnp.arange(64) % 4
+sharded = jax.device_put((x0, x1, y), NamedSharding(mesh, PartitionSpec(("data", "fsdp"))))
+for solver in ("exact", "auction", "sinkhorn"):
+    c = couplings.ot_coupling(solver, reg=0.5 if solver == "sinkhorn" else None)
+    glob = jax.jit(c)(key, *sharded[:2], y=sharded[2])
+    ref = c(key, x0, x1, y=y)
+    assert all(np.array_equal(a, b) for a, b in zip(glob[:2], ref[:2])), solver
+    out = jax.jit(couplings.per_shard(c, mesh))(key, *sharded[:2], y=sharded[2])
+    assert out[1].sharding.spec == PartitionSpec(("data", "fsdp")), out[1].sharding
+    for i in range(8):
+        block = slice(8 * i, 8 * i + 8)
+        r = c(jax.random.fold_in(key, i), x0[block], x1[block], y=y[block])
+        assert np.array_equal(out[0][block], r[0]) and np.array_equal(out[1][block], r[1])
+        assert np.array_equal(out[2]["y"][block], r[2]["y"]), (solver, i)
+print("ok")
+"""
+
+
+def test_per_shard_couples_each_device_block_and_global_matches_one_device():
+    """On 8 devices: the global coupling equals the unsharded one; `per_shard` equals the
+    coupling of each device's block with its folded key, and keeps the batch sharded."""
+    out = subprocess.run(
+        [sys.executable, "-c", PER_SHARD_SCRIPT],
+        env=env(8),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

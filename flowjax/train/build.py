@@ -1,10 +1,11 @@
-"""From config sections to library objects: path, time sampler, model and optimizer."""
+"""From config sections to library objects: path, coupling, time sampler, model, optimizer."""
 
 import jax
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 
-from flowjax import models, paths, time_samplers
+from flowjax import couplings, models, paths, time_samplers
 from flowjax.train.config import FlowConfig, ModelConfig, OptimConfig
 
 SCHEDULERS = {
@@ -24,6 +25,20 @@ TIME_SAMPLERS = {
 
 def path(config: FlowConfig) -> paths.AffinePath:
     return paths.AffinePath(SCHEDULERS[config.scheduler](config))
+
+
+def coupling(config: FlowConfig, mesh: Mesh | None = None) -> couplings.Coupling:
+    """The minibatch coupling; scope "shard" couples each device's block of `mesh`."""
+    if config.coupling == "independent":
+        return couplings.independent
+    ot = couplings.ot_coupling(
+        config.coupling, reg=config.coupling_reg or None, within=config.coupling_within
+    )
+    if config.coupling_scope == "global":
+        return ot
+    if mesh is None:
+        raise ValueError("config.flow.coupling_scope = 'shard' needs the device mesh")
+    return couplings.per_shard(ot, mesh)
 
 
 def time_sampler(config: FlowConfig):  # noqa: ANN201

@@ -60,13 +60,20 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class FlowConfig:
     """The probability path and loss: scheduler (condot, cosine, vp, linear_vp, polynomial, ve),
-    prediction target, training-time distribution (uniform, logit_normal, edm)."""
+    prediction target, training-time distribution (uniform, logit_normal, edm), and the
+    minibatch coupling (independent, or OT by the exact, auction or sinkhorn solver, with
+    `coupling_reg` for sinkhorn) over the global batch or per device shard (`coupling_scope`;
+    see `flowjax.couplings` for the cost), optionally only within classes (`coupling_within`)."""
 
     scheduler: str = "condot"
     sigma_min: float = 0.0
     parameterization: str = "velocity"
     time_sampler: str = "uniform"
     time_eps: float = 0.0
+    coupling: str = "independent"
+    coupling_reg: float = 0.0
+    coupling_scope: str = "global"
+    coupling_within: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +156,9 @@ CHOICES = {
     "flow.scheduler": ("condot", "cosine", "vp", "linear_vp", "polynomial", "ve"),
     "flow.parameterization": ("velocity", "x1", "epsilon"),
     "flow.time_sampler": ("uniform", "logit_normal", "edm"),
+    "flow.coupling": ("independent", "exact", "auction", "sinkhorn"),
+    "flow.coupling_scope": ("global", "shard"),
+    "flow.coupling_within": (None, "y"),
     "optim.schedule": ("constant", "cosine", "polynomial"),
     "checkpoint.best_mode": ("min", "max"),
     "log.eval_method": ("euler", "midpoint", "heun", "rk4", "dopri5", "tsit5", "dopri8"),
@@ -311,6 +321,7 @@ def validate(config: TrainConfig, num_devices: int, num_processes: int = 1) -> N
         "data.workers",
         "optim.end_lr_factor",
         "flow.sigma_min",
+        "flow.coupling_reg",
     ]:
         if flat[key] < 0:
             raise ConfigError(f"config.{key} must be >= 0, got {flat[key]}")
@@ -358,5 +369,12 @@ def validate(config: TrainConfig, num_devices: int, num_processes: int = 1) -> N
             raise ConfigError(f"config.data.path is required for data.kind = {config.data.kind!r}")
         if not config.data.path.startswith("gs://") and not Path(config.data.path).exists():
             raise ConfigError(f"config.data.path does not exist: {config.data.path}")
+    if config.flow.coupling == "sinkhorn" and not config.flow.coupling_reg > 0:
+        raise ConfigError("config.flow.coupling = 'sinkhorn' needs config.flow.coupling_reg > 0")
+    if config.flow.coupling_within and config.data.kind in ("toy2d", "text"):
+        raise ConfigError(
+            f"config.flow.coupling_within needs labelled data; data.kind = {config.data.kind!r} "
+            "has no labels"
+        )
     if config.checkpoint.best_metric is not None and not config.log.eval_every:
         raise ConfigError("config.checkpoint.best_metric needs config.log.eval_every > 0")

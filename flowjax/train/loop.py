@@ -168,7 +168,7 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
         (workdir / "config.json").write_text(to_json(config))
     meta = {"config": json.loads(to_json(config))}
     step_fn = jax.jit(
-        make_train_step(config, v, parts.optimizer),
+        make_train_step(config, v, parts.optimizer, mesh),
         in_shardings=(parts.shardings, batches.sharding),
         out_shardings=(parts.shardings, NamedSharding(mesh, PartitionSpec())),
         donate_argnums=0,

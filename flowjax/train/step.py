@@ -6,6 +6,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from flowjax import losses
 from flowjax.train import build
@@ -20,9 +21,13 @@ def _all_finite(tree: Any) -> jax.Array:
 
 
 def make_train_step(
-    config: TrainConfig, v: Callable, optimizer: optax.GradientTransformation
+    config: TrainConfig,
+    v: Callable,
+    optimizer: optax.GradientTransformation,
+    mesh: Mesh | None = None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
-    """Build `train_step` for the velocity field `v(params, x, t, **cond)`.
+    """Build `train_step` for the velocity field `v(params, x, t, **cond)` (`mesh`: the
+    device mesh, needed for a per-shard coupling).
 
     The batch is split into `optim.accumulate` micro-batches whose gradients are averaged
     (a `lax.scan`). With precision "bfloat16" the network's forward and backward passes run on
@@ -33,6 +38,7 @@ def make_train_step(
     would make a parameter non-finite.
     """
     path = build.path(config.flow)
+    coupling = build.coupling(config.flow, mesh)
     time_sampler = build.time_sampler(config.flow)
     compute_dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     accumulate = config.optim.accumulate
@@ -52,6 +58,7 @@ def make_train_step(
             x1,
             path=path,
             cond=cond,
+            coupling=coupling,
             parameterization=config.flow.parameterization,
             time_sampler=time_sampler,
         )

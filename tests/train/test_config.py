@@ -82,6 +82,13 @@ def _with(**sections):
             r"config.flow.scheduler = 'ot'; expected one of \['condot'",
         ),
         (_with(optim__ema_decay=1.0), 1, r"ema_decay must be in \[0, 1\)"),
+        (
+            _with(flow__coupling="sinkhorn"),
+            1,
+            "coupling = 'sinkhorn' needs config.flow.coupling_reg > 0",
+        ),
+        (_with(flow__coupling="hungarian"), 1, "config.flow.coupling = 'hungarian'; expected"),
+        (_with(flow__coupling_within="y"), 1, "coupling_within needs labelled data"),
         (_with(model__width=2.5), 1, "config.model.width must be <class 'int'>, got 2.5"),
         (
             _with(checkpoint__best_metric="eval/nll"),

@@ -47,6 +47,24 @@ def test_data_parallel_and_fsdp_match_one_device(tmp_path):
     assert any("fsdp" in json.dumps(v) for v in sharding.values())
 
 
+def test_ot_coupling_over_the_global_batch_or_per_shard(tmp_path):
+    """Exact OT on the global batch gives the same run on 8 devices as on one; per-shard OT
+    pairs within each device's 8 samples, a different (and still shorter-than-independent)
+    coupling; the OT losses start below the independent coupling's."""
+    ot = ["--config.steps=10", "--config.flow.coupling=exact"]
+    run_train(tmp_path / "independent", "--config.steps=10", devices=8)
+    run_train(tmp_path / "one", *ot, devices=1)
+    run_train(tmp_path / "global", *ot, devices=8)
+    run_train(tmp_path / "shard", *ot, "--config.flow.coupling_scope=shard", devices=8)
+    _, one = restore(tmp_path / "one")
+    _, whole = restore(tmp_path / "global")
+    _, shard = restore(tmp_path / "shard")
+    assert max_difference(one, whole) < SHARDING_TOL
+    assert max_difference(one, shard) > 100 * SHARDING_TOL
+    first = {name: metrics(tmp_path / name)[0]["loss"] for name in ("independent", "one", "shard")}
+    assert first["one"] < first["shard"] < first["independent"], first
+
+
 def _wait_for_checkpoint(workdir, proc, at_least, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
