@@ -40,3 +40,23 @@ def test_bits_per_dim_through_a_flow_matches_the_gaussian_density():
     np.testing.assert_allclose(a, b, atol=1e-4)
     with pytest.raises(ValueError, match="num_draws must be a positive int"):
         metrics.bits_per_dim(exact_logp, jax.random.key(3), x, num_draws=0)
+
+
+def test_joint_cfm_objective_of_the_exact_field_is_the_conditional_variance(target):
+    """For independent pairs N(0, I) -> N(mu, Sigma) on the CondOT path, the exact marginal
+    field leaves E_t tr Cov(x1 - x0 | x_t) = sum_d int_0^1 lam_d / (t^2 lam_d + (1 - t)^2) dt."""
+    sched = paths.CondOT()
+    k0, k1, k = jax.random.split(jax.random.key(0), 3)
+    x0 = jax.random.normal(k0, (51_200, 2))
+    x1 = target.mu + (jax.random.normal(k1, (51_200, 2)) * jnp.sqrt(target.lam)) @ target.q.T
+    value = metrics.joint_cfm_objective(
+        target.velocity(sched), target.mu, k, x0, x1, path=paths.AffinePath(sched)
+    )
+    t = np.linspace(0.0, 1.0, 100_001)
+    lam = np.asarray(target.lam, np.float64)[:, None]
+    expected = np.sum(np.trapezoid(lam / (t**2 * lam + (1 - t) ** 2), t, axis=1))
+    np.testing.assert_allclose(float(value), expected, rtol=0.03)
+    with pytest.raises(ValueError, match="at least batch_size = 256"):
+        metrics.joint_cfm_objective(
+            target.velocity(sched), target.mu, k, x0[:10], x1[:10], path=paths.AffinePath(sched)
+        )
