@@ -10,6 +10,9 @@
 Costs are `[n, n]` arrays; `squared_distances(x0, x1)` flattens any event shape.
 """
 
+import concurrent.futures
+import functools
+import os
 from typing import Any
 
 import jax
@@ -28,8 +31,7 @@ def squared_distances(x0: Array, x1: Array) -> Array:
     return jnp.maximum(sq, 0.0)
 
 
-def _solve_on_host(cost: np.ndarray, backend: str) -> np.ndarray:
-    cost = np.asarray(cost, np.float64)
+def _solve_one(cost: np.ndarray, backend: str) -> np.ndarray:
     n = cost.shape[0]
     if backend == "pot":
         import ot
@@ -41,14 +43,32 @@ def _solve_on_host(cost: np.ndarray, backend: str) -> np.ndarray:
     return linear_sum_assignment(cost)[1].astype(np.int32)
 
 
+@functools.cache
+def _host_threads() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, "flowjax-ot")
+
+
+def _solve_on_host(cost: np.ndarray, backend: str) -> np.ndarray:
+    """`[..., n, n]` costs -> `[..., n]` permutations; a batch of problems is solved in
+    parallel threads (both solvers release the GIL)."""
+    cost = np.asarray(cost, np.float64)
+    if cost.ndim == 2:
+        return _solve_one(cost, backend)
+    flat = cost.reshape(-1, *cost.shape[-2:])
+    perms = _host_threads().map(lambda c: _solve_one(c, backend), flat)
+    return np.stack(list(perms)).reshape(cost.shape[:-1])
+
+
 def exact_assignment(cost: Array, backend: str = "pot") -> Array:
-    """`perm: [n]` with `sum_i cost[i, perm[i]]` minimal; jittable (host callback)."""
+    """`perm: [n]` with `sum_i cost[i, perm[i]]` minimal; jittable (host callback). Under
+    `jax.vmap` the whole batch of problems goes to the host in one callback and is solved on
+    all host cores: vmap a coupling over several steps' batches to solve them in parallel."""
     check_choice(backend, EXACT_BACKENDS, "backend")
     if cost.ndim != 2 or cost.shape[0] != cost.shape[1]:
         raise ValueError(f"cost must be square [n, n], got shape {cost.shape}")
     out = jax.ShapeDtypeStruct(cost.shape[:1], jnp.int32)
     return jax.pure_callback(
-        lambda c: _solve_on_host(c, backend), out, cost, vmap_method="sequential"
+        lambda c: _solve_on_host(c, backend), out, cost, vmap_method="expand_dims"
     )
 
 

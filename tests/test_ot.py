@@ -182,3 +182,12 @@ def test_per_shard_couples_each_device_block_and_global_matches_one_device():
         timeout=300,
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_vmapped_exact_assignment_solves_each_problem_in_one_callback():
+    x0, x1 = _clouds(4 * 3 * 40)
+    cost = jax.vmap(ot.squared_distances)(x0.reshape(12, 40, 2), x1.reshape(12, 40, 2))
+    one_by_one = np.stack([np.asarray(ot.exact_assignment(c)) for c in cost])
+    batched = jax.jit(jax.vmap(jax.vmap(ot.exact_assignment)))(cost.reshape(4, 3, 40, 40))
+    np.testing.assert_array_equal(np.asarray(batched).reshape(12, 40), one_by_one)
+    assert len({tuple(p) for p in one_by_one}) == 12  # different problems, different answers
