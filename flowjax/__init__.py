@@ -3,6 +3,7 @@
 from flowjax import (
     couplings,
     data,
+    guidance,
     losses,
     matchers,
     metrics,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "couplings",
     "data",
+    "guidance",
     "losses",
     "matchers",
     "metrics",

@@ -63,7 +63,8 @@ class FlowConfig:
     prediction target, training-time distribution (uniform, logit_normal, edm), and the
     minibatch coupling (independent, or OT by the exact, auction or sinkhorn solver, with
     `coupling_reg` for sinkhorn) over the global batch or per device shard (`coupling_scope`;
-    see `flowjax.couplings` for the cost), optionally only within classes (`coupling_within`)."""
+    see `flowjax.couplings` for the cost), optionally only within classes (`coupling_within`);
+    label dropout to the null class for classifier-free guidance, per sample or per batch."""
 
     scheduler: str = "condot"
     sigma_min: float = 0.0
@@ -74,6 +75,8 @@ class FlowConfig:
     coupling_reg: float = 0.0
     coupling_scope: str = "global"
     coupling_within: str | None = None
+    label_dropout: float = 0.0
+    label_dropout_mode: str = "sample"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +162,7 @@ CHOICES = {
     "flow.coupling": ("independent", "exact", "auction", "sinkhorn"),
     "flow.coupling_scope": ("global", "shard"),
     "flow.coupling_within": (None, "y"),
+    "flow.label_dropout_mode": ("sample", "batch"),
     "optim.schedule": ("constant", "cosine", "polynomial"),
     "checkpoint.best_mode": ("min", "max"),
     "log.eval_method": ("euler", "midpoint", "heun", "rk4", "dopri5", "tsit5", "dopri8"),
@@ -371,6 +375,12 @@ def validate(config: TrainConfig, num_devices: int, num_processes: int = 1) -> N
             raise ConfigError(f"config.data.path does not exist: {config.data.path}")
     if config.flow.coupling == "sinkhorn" and not config.flow.coupling_reg > 0:
         raise ConfigError("config.flow.coupling = 'sinkhorn' needs config.flow.coupling_reg > 0")
+    if not 0.0 <= config.flow.label_dropout < 1.0:
+        raise ConfigError(
+            f"config.flow.label_dropout must be in [0, 1), got {config.flow.label_dropout}"
+        )
+    if config.flow.label_dropout and config.model.num_classes is None:
+        raise ConfigError("config.flow.label_dropout needs a class-conditional model.num_classes")
     if config.flow.coupling_within and config.data.kind in ("toy2d", "text"):
         raise ConfigError(
             f"config.flow.coupling_within needs labelled data; data.kind = {config.data.kind!r} "

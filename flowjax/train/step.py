@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from flowjax import losses
+from flowjax import guidance, losses
 from flowjax.train import build
 from flowjax.train.config import TrainConfig
 from flowjax.train.state import TrainState
@@ -51,6 +51,14 @@ def make_train_step(
     def loss_fn(params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, dict]:
         x1 = batch["x1"].astype(jnp.float32)
         cond = {k: v for k, v in batch.items() if k != "x1"}
+        if config.flow.label_dropout and "y" in cond:
+            cond["y"] = guidance.drop_labels(
+                jax.random.fold_in(key, 7),
+                cond["y"],
+                config.flow.label_dropout,
+                config.model.num_classes,
+                whole_batch=config.flow.label_dropout_mode == "batch",
+            )
         loss, aux = losses.cfm_loss(
             network,
             params,

@@ -89,6 +89,8 @@ def _with(**sections):
         ),
         (_with(flow__coupling="hungarian"), 1, "config.flow.coupling = 'hungarian'; expected"),
         (_with(flow__coupling_within="y"), 1, "coupling_within needs labelled data"),
+        (_with(flow__label_dropout=0.1), 1, "label_dropout needs a class-conditional"),
+        (_with(flow__label_dropout=1.0), 1, r"label_dropout must be in \[0, 1\)"),
         (_with(model__width=2.5), 1, "config.model.width must be <class 'int'>, got 2.5"),
         (
             _with(checkpoint__best_metric="eval/nll"),

@@ -122,3 +122,29 @@ def test_learning_rate_schedules(schedule, checks):
     )
     for step, value in checks.items():
         assert float(lr(step)) == pytest.approx(value, abs=1e-6), (schedule, step)
+
+
+@pytest.mark.parametrize(("p", "mode"), [(0.0, "sample"), (0.99, "sample"), (0.99, "batch")])
+def test_label_dropout_trains_the_null_class(p, mode):
+    """Without dropout the null class's embedding gets no gradient; with (nearly) all labels
+    dropped, the real classes get (nearly) none."""
+    from flowjax.train.config import FlowConfig
+
+    cfg = TrainConfig(
+        model=ModelConfig(width=16, depth=2, num_classes=3),
+        flow=FlowConfig(label_dropout=p, label_dropout_mode=mode),
+        optim=OptimConfig(lr=1e-2, ema_decay=0.0),
+    )
+    v, params = models.functional(build.model(cfg.model, (2,), 0))
+    opt = build.optimizer(cfg.optim, cfg.steps)
+    state = init_state(params, opt, 0)
+    batch = {**_batch(), "y": jnp.arange(64) % 3}
+    new, _ = jax.jit(make_train_step(cfg, v, opt))(state, batch)
+    moved = np.abs(
+        np.asarray(new.params["class_embed"]["embedding"])
+        - np.asarray(state.params["class_embed"]["embedding"])
+    ).sum(axis=1)
+    if p == 0.0:
+        assert moved[3] == 0.0 and (moved[:3] > 0).all()
+    else:
+        assert moved[3] > 0.0 and moved[:3].max() < moved[3]
