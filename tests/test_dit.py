@@ -5,7 +5,8 @@ import pytest
 from flax import nnx
 
 from flowjax import models
-from flowjax.models.dit import DiT, parameter_count, sincos_positions
+from flowjax.models.dit import DiT, sincos_positions
+from flowjax.models.functional import parameter_count
 
 # DiT-XL/2 of Peebles & Xie (latent 32x32x4, 1000 classes) has 675,129,632 parameters in the
 # official code, counting its fixed position table (256 x 1152) and the learned-sigma half of

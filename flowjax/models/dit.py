@@ -5,8 +5,6 @@ Sizes of the paper: `DIT_SIZES["S"]` (12 blocks, width 384, 6 heads), `"B"` (12,
 `"L"` (24, 1024, 16), `"XL"` (28, 1152, 16); "S/2" means patch size 2.
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -153,8 +151,3 @@ class DiT(nnx.Module):
             self.final_norm(tokens.astype(jnp.float32)).astype(self.dtype), shift, scale
         )
         return self._unpatchify(self.out(tokens)).astype(x.dtype)
-
-
-def parameter_count(module: nnx.Module) -> int:
-    """Trainable parameters (`nnx.Param` leaves) of a module or of its `nnx.eval_shape`."""
-    return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))

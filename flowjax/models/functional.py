@@ -1,7 +1,9 @@
 """Between Flax NNX modules and the pure `v(params, x, t, **cond)` callables of the core."""
 
+import math
 from typing import Any
 
+import jax
 from flax import nnx
 
 from flowjax._utils import pytree_dataclass, static_field
@@ -29,3 +31,9 @@ def functional(module: nnx.Module) -> tuple[Functional, nnx.State]:
     """Split an NNX module into a pure callable and its parameters."""
     graphdef, params, rest = nnx.split(module, nnx.Param, ...)
     return Functional(graphdef, rest), params
+
+
+def parameter_count(module: nnx.Module) -> int:
+    """Number of trainable values (`nnx.Param` leaves) of a module, or of its `nnx.eval_shape`
+    (so that large models are counted without allocating them)."""
+    return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
