@@ -1,7 +1,7 @@
 """`flowjax train | sample | evaluate`: the command line.
 
     flowjax train CONFIG.py [--config.section.field=value ...] --workdir DIR
-    flowjax sample --workdir DIR [--num 10000] [--method dopri5] [--out samples.npz]
+    flowjax sample --workdir DIR [--num 10000] [--method dopri5] [--guidance W] [--out samples.npz]
     flowjax evaluate --workdir DIR
 
 `train` resumes automatically from DIR. User mistakes (bad config, missing files) are reported
@@ -48,7 +48,12 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from flowjax.train import evaluation
 
     config, parts = _restored(args.workdir)
-    log = dataclasses.replace(config.log, num_samples=args.num, eval_method=args.method)
+    log = dataclasses.replace(
+        config.log,
+        num_samples=args.num,
+        eval_method=args.method,
+        guidance=config.log.guidance if args.guidance is None else args.guidance,
+    )
     config = dataclasses.replace(config, log=log)
     params = parts.state.ema_params if args.ema else parts.state.params
     samples, nfe = evaluation.draw_samples(
@@ -80,6 +85,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="dopri5")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path)
+    s.add_argument(
+        "--guidance", type=float, help="guidance scale for class-conditional models (default 1)"
+    )
     s.add_argument("--no-ema", dest="ema", action="store_false")
     e = sub.add_parser("evaluate", help="evaluate a run's latest checkpoint")
     e.add_argument("--workdir", type=Path, required=True)

@@ -46,15 +46,43 @@ def time_sampler(config: FlowConfig):  # noqa: ANN201
 
 
 def model(config: ModelConfig, event_shape: tuple[int, ...], seed: int) -> nnx.Module:
-    """The velocity network for data of `event_shape` (the MLP flattens images)."""
-    return models.MLP(
+    """The velocity network for data of `event_shape` (the MLP flattens images; the UNet and
+    the DiT need `[H, W, C]` images)."""
+    rngs = nnx.Rngs(seed)
+    if config.kind == "mlp":
+        return models.MLP(
+            event_shape,
+            width=config.width,
+            depth=config.depth,
+            activation=config.activation,
+            time_embedding=config.time_embedding,
+            num_classes=config.num_classes,
+            rngs=rngs,
+        )
+    if len(event_shape) != 3:
+        raise ValueError(f"model.kind = {config.kind!r} needs [H, W, C] images, got {event_shape}")
+    if config.kind == "dit":
+        return models.DiT(
+            event_shape,
+            size=config.dit.size,
+            patch=config.dit.patch,
+            num_classes=config.num_classes,
+            rngs=rngs,
+        )
+    u = config.unet
+    return models.UNet(
         event_shape,
-        width=config.width,
-        depth=config.depth,
-        activation=config.activation,
-        time_embedding=config.time_embedding,
+        model_channels=u.channels,
+        num_res_blocks=u.res_blocks,
+        channel_mult=u.channel_mult,
+        attention_resolutions=u.attention_resolutions,
+        num_heads=u.heads,
+        num_head_channels=u.head_channels,
+        dropout=u.dropout,
+        use_scale_shift_norm=u.scale_shift_norm,
+        resblock_updown=u.resblock_updown,
         num_classes=config.num_classes,
-        rngs=nnx.Rngs(seed),
+        rngs=rngs,
     )
 
 

@@ -46,8 +46,33 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class UNetConfig:
+    """The ADM UNet (`flowjax.models.UNet`); the defaults are TorchCFM's CIFAR-10 recipe.
+    `channel_mult = None` picks ADM's multipliers for the image size."""
+
+    channels: int = 128
+    res_blocks: int = 2
+    channel_mult: tuple[int, ...] | None = None
+    attention_resolutions: tuple[int, ...] = (16,)
+    heads: int = 4
+    head_channels: int | None = 64
+    dropout: float = 0.0
+    scale_shift_norm: bool = False
+    resblock_updown: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DiTConfig:
+    """The Diffusion Transformer (`flowjax.models.DiT`): size S, B, L or XL; patch size."""
+
+    size: str = "S"
+    patch: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The velocity network. kind: "mlp" (for vector data)."""
+    """The velocity network. kind: "mlp" (vector data; width, depth, activation, time
+    embedding), "unet" (images; `unet` section) or "dit" (images; `dit` section)."""
 
     kind: str = "mlp"
     width: int = 512
@@ -55,6 +80,8 @@ class ModelConfig:
     activation: str = "silu"
     time_embedding: str = "raw"
     num_classes: int | None = None
+    unet: UNetConfig = UNetConfig()
+    dit: DiTConfig = DiTConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,13 +152,16 @@ class CheckpointConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
-    """Logging and evaluation periods (steps); 0 disables."""
+    """Logging and evaluation periods (steps); 0 disables. Samples of a class-conditional
+    model cycle through the classes with classifier-free guidance scale `guidance` (1: the
+    conditional field, 0: unconditional)."""
 
     every: int = 100
     sample_every: int = 0
     eval_every: int = 0
     num_samples: int = 4096
     eval_method: str = "dopri5"
+    guidance: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +185,8 @@ CHOICES = {
     "nonfinite": ("skip", "stop"),
     "distributed": ("auto", "on", "off"),
     "data.kind": ("toy2d", "mnist", "cifar10", "text", "tfds"),
-    "model.kind": ("mlp",),
+    "model.kind": ("mlp", "unet", "dit"),
+    "model.dit.size": ("S", "B", "L", "XL"),
     "flow.scheduler": ("condot", "cosine", "vp", "linear_vp", "polynomial", "ve"),
     "flow.parameterization": ("velocity", "x1", "epsilon"),
     "flow.time_sampler": ("uniform", "logit_normal", "edm"),
@@ -200,6 +231,10 @@ def _parse(text: str, kind: Any, key: str) -> Any:
             return None
         (kind,) = [a for a in args if a is not type(None)]
     try:
+        if typing.get_origin(kind) is tuple:
+            return tuple(
+                _parse(part.strip(), typing.get_args(kind)[0], key) for part in text.split(",")
+            )
         if kind is bool:
             if text.lower() in ("true", "1", "yes"):
                 return True
@@ -253,7 +288,11 @@ def from_dict(cls: type, values: dict) -> Any:
     if unknown:
         raise ConfigError(f"unknown keys {sorted(unknown)} for {cls.__name__}")
     kwargs = {
-        k: from_dict(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v
+        k: from_dict(hints[k], v)
+        if dataclasses.is_dataclass(hints[k])
+        else tuple(v)
+        if isinstance(v, list)
+        else v
         for k, v in values.items()
     }
     return cls(**kwargs)
@@ -273,6 +312,13 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _is_tuple(kind: Any) -> bool:
+    """`tuple[...]` or `tuple[...] | None`."""
+    return typing.get_origin(kind) is tuple or any(
+        typing.get_origin(a) is tuple for a in typing.get_args(kind)
+    )
+
+
 def _check_types(config: Any, prefix: str = "") -> None:
     for name, kind in _field_types(type(config)).items():
         value = getattr(config, name)
@@ -281,6 +327,12 @@ def _check_types(config: Any, prefix: str = "") -> None:
             if not isinstance(value, kind):
                 raise ConfigError(f"config.{key} must be a {kind.__name__}")
             _check_types(value, f"{key}.")
+            continue
+        if _is_tuple(kind):
+            if value is not None and not (
+                isinstance(value, tuple) and all(isinstance(v, int) for v in value)
+            ):
+                raise ConfigError(f"config.{key} must be a tuple of ints, got {value!r}")
             continue
         allowed = typing.get_args(kind) if typing.get_args(kind) else (kind,)
         if kind is float:

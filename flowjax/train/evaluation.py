@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from flowjax import metrics, solvers
+from flowjax import guidance, metrics, solvers
 from flowjax.data.toy2d import sample_toy
 from flowjax.train.config import TrainConfig
 
@@ -25,12 +25,18 @@ def _replicated(mesh: Mesh) -> NamedSharding:
 def draw_samples(
     v: Callable, params: Any, config: TrainConfig, mesh: Mesh, event_shape: tuple, seed: int
 ) -> tuple[np.ndarray, int]:
-    """`log.num_samples` samples with `log.eval_method`, and the NFE taken."""
-    x0 = jax.random.normal(jax.random.key(seed), (config.log.num_samples, *event_shape))
+    """`log.num_samples` samples with `log.eval_method`, and the NFE taken. A class-conditional
+    model draws sample i from class i mod num_classes, guided with scale `log.guidance`."""
+    n, classes = config.log.num_samples, config.model.num_classes
+    x0 = jax.random.normal(jax.random.key(seed), (n, *event_shape))
+    cond = {} if classes is None else {"y": jnp.arange(n) % classes}
+    field = v if classes is None else guidance.guided(v, config.log.guidance, classes)
 
     @jax.jit
     def run(params: Any, x0: jax.Array) -> tuple[jax.Array, jax.Array]:
-        sol = solvers.sample(v, params, x0, method=config.log.eval_method, num_steps=100)
+        sol = solvers.sample(
+            field, params, x0, cond=cond, method=config.log.eval_method, num_steps=100
+        )
         return jax.lax.with_sharding_constraint(sol.y, _replicated(mesh)), sol.stats.nfe_batch
 
     y, nfe = run(params, x0)

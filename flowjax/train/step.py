@@ -1,5 +1,6 @@
 """The pure training step `train_step(state, batch) -> (state, metrics)`."""
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -35,13 +36,16 @@ def make_train_step(
     state and EMA stay float32. A
     non-finite loss or gradient leaves parameters, optimizer state and EMA unchanged (the step
     counter still advances) and is reported as `metrics["finite"] = 0`; so does an update that
-    would make a parameter non-finite.
+    would make a parameter non-finite. A UNet with dropout gets a fresh dropout key each
+    (micro-)step; evaluation and sampling call the network without one (no dropout).
     """
     path = build.path(config.flow)
     coupling = build.coupling(config.flow, mesh)
     time_sampler = build.time_sampler(config.flow)
     compute_dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     accumulate = config.optim.accumulate
+
+    dropout = config.model.kind == "unet" and config.model.unet.dropout > 0
 
     def network(params: Any, x: jax.Array, t: jax.Array, **cond: Any) -> jax.Array:
         """The network in the compute dtype; path, targets and loss stay float32."""
@@ -59,8 +63,9 @@ def make_train_step(
                 config.model.num_classes,
                 whole_batch=config.flow.label_dropout_mode == "batch",
             )
+        net = functools.partial(network, key=jax.random.fold_in(key, 11)) if dropout else network
         loss, aux = losses.cfm_loss(
-            network,
+            net,
             params,
             key,
             x1,

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -118,3 +119,24 @@ def test_load_config_errors(tmp_path):
     (tmp_path / "bad.py").write_text("x = 1\n")
     with pytest.raises(cfglib.ConfigError, match="must define get_config"):
         cfglib.load_config(tmp_path / "bad.py")
+
+
+def test_model_sections_and_tuple_overrides_round_trip():
+    cfg = cfglib.apply_overrides(
+        cfglib.TrainConfig(),
+        [
+            "--config.model.kind=unet",
+            "--config.model.unet.channel_mult=1,2,2",
+            "--config.model.unet.attention_resolutions=16,8",
+            "--config.model.unet.head_channels=none",
+            "--config.model.dit.size=B",
+        ],
+    )
+    assert cfg.model.unet.channel_mult == (1, 2, 2) and cfg.model.unet.head_channels is None
+    assert cfg.model.unet.attention_resolutions == (16, 8) and cfg.model.dit.size == "B"
+    cfglib.validate(cfg, 1)
+    assert cfglib.from_dict(cfglib.TrainConfig, json.loads(cfglib.to_json(cfg))) == cfg
+    with pytest.raises(cfglib.ConfigError, match="channel_mult: cannot read '1,x'"):
+        cfglib.apply_overrides(cfg, ["--config.model.unet.channel_mult=1,x"])
+    with pytest.raises(cfglib.ConfigError, match=r"model\.dit\.size = 'M'"):
+        cfglib.validate(cfglib.apply_overrides(cfg, ["--config.model.dit.size=M"]), 1)

@@ -256,3 +256,49 @@ def test_mnist_run_resumes_the_data_iterator_exactly(tmp_path):
     assert (
         max_difference(restore(tmp_path / "straight")[1], restore(tmp_path / "resumed")[1]) == 0.0
     )
+
+
+SAMPLE = [sys.executable, "-m", "flowjax.cli", "sample"]
+
+
+@pytest.mark.slow
+def test_tiny_class_conditional_unet_trains_on_mnist_and_samples_with_guidance(tmp_path):
+    unet = [
+        "--config.data.kind=mnist",
+        f"--config.data.path={shared_data() / 'mnist'}",
+        "--config.model.kind=unet",
+        "--config.model.num_classes=10",
+        "--config.model.unet.channels=32",
+        "--config.model.unet.res_blocks=1",
+        "--config.model.unet.channel_mult=1,2",
+        "--config.model.unet.attention_resolutions=14",
+        "--config.model.unet.heads=1",
+        "--config.model.unet.head_channels=none",
+        "--config.model.unet.dropout=0.1",
+        "--config.flow.label_dropout=0.2",
+        "--config.data.batch_size=16",
+    ]
+    run_train(tmp_path, *unet, "--config.steps=6", timeout=600)
+    assert all(np.isfinite(m["loss"]) for m in metrics(tmp_path) if "loss" in m)
+    out = subprocess.run(
+        [
+            *SAMPLE,
+            "--workdir",
+            str(tmp_path),
+            "--num",
+            "20",
+            "--method",
+            "euler",
+            "--guidance",
+            "2",
+        ],
+        env=env(1),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["shape"] == [20, 28, 28, 1] and report["nfe"] == 100
+    samples = np.load(tmp_path / "samples.npz")["samples"]
+    assert np.isfinite(samples).all() and (tmp_path / "samples.png").stat().st_size > 1000
