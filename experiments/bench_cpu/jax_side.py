@@ -21,16 +21,8 @@ import optax
 from flax import nnx
 
 from experiments.bench_cpu import workloads
+from experiments.timing import timed
 from flowjax import data, losses, models, paths, solvers
-
-
-def timed(fn, repeats: int) -> list[float]:  # noqa: ANN001
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def make_step(v: models.Functional, fused: int):  # noqa: ANN201
@@ -76,7 +68,7 @@ def train_rate(batch: int, steps: int, repeats: int, fused: int = 1) -> tuple[fl
             (state[0], state[1]), loss = step(state[0], state[1], x1, k)
         return loss
 
-    return steps / statistics.median(timed(run, repeats)), compile_s
+    return steps / statistics.median(timed(run, repeats, jax.block_until_ready)), compile_s
 
 
 def network() -> tuple[models.Functional, nnx.State]:
@@ -128,7 +120,9 @@ def sampling(params: nnx.State, method: str, n: int, repeats: int) -> tuple[floa
     start = time.perf_counter()
     run_sample = run_sample.lower(params, x0).compile()
     compile_s = time.perf_counter() - start
-    rate = n / statistics.median(timed(lambda: run_sample(params, x0).y, repeats))
+    rate = n / statistics.median(
+        timed(lambda: run_sample(params, x0).y, repeats, jax.block_until_ready)
+    )
     return rate, int(run_sample(params, x0).stats.nfe_batch), compile_s
 
 

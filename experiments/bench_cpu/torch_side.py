@@ -9,7 +9,6 @@ import argparse
 import itertools
 import json
 import statistics
-import time
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 from torchcfm.conditional_flow_matching import ConditionalFlowMatcher
 
 from experiments.bench_cpu import workloads
+from experiments.timing import timed
 
 
 class MLP(nn.Module):
@@ -46,15 +46,6 @@ def checkerboard(n: int) -> torch.Tensor:
     x1 = torch.rand(n) * 4 - 2
     x2 = torch.rand(n) - torch.randint(0, 2, (n,)).float() * 2 + torch.floor(x1) % 2
     return torch.stack([x1, x2], dim=1) * 2
-
-
-def timed(fn, repeats: int) -> list[float]:  # noqa: ANN001
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def train_rate(library: str, batch: int, steps: int, repeats: int) -> float:

@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -23,16 +22,8 @@ import optax
 import ot
 from flax import nnx
 
+from experiments.timing import timed
 from flowjax import couplings, losses, matchers, models
-
-
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def coupling_rate(solver: str, x0: np.ndarray, x1: np.ndarray) -> tuple[float, float, float]:
@@ -48,7 +39,7 @@ def coupling_rate(solver: str, x0: np.ndarray, x1: np.ndarray) -> tuple[float, f
     a, b = jax.block_until_ready(fn(key, *batches[0]))  # warm-up (imports POT in the callback)
     cost = float(np.mean(np.sum((np.asarray(a) - np.asarray(b)) ** 2, axis=1)))
     it = iter(batches)
-    seconds = timed(lambda: fn(key, *next(it)), len(batches))
+    seconds = timed(lambda: fn(key, *next(it)), len(batches), jax.block_until_ready)
     return 1.0 / statistics.median(seconds), cost, compile_s
 
 
@@ -83,7 +74,7 @@ def train_rate(name: str, x0: np.ndarray, x1: np.ndarray, repeats: int) -> tuple
             state[0], state[1], loss = compiled(*state, key, a, b)
         return loss
 
-    return len(x0) / statistics.median(timed(run, repeats)), compile_s
+    return len(x0) / statistics.median(timed(run, repeats, jax.block_until_ready)), compile_s
 
 
 def train_rate_chunked(x0: np.ndarray, x1: np.ndarray, repeats: int, chunk: int) -> tuple:
@@ -127,7 +118,7 @@ def train_rate_chunked(x0: np.ndarray, x1: np.ndarray, repeats: int, chunk: int)
             state[0], loss = compiled(state[0], key, a, b)
         return loss
 
-    return len(x0) / statistics.median(timed(run, repeats)), compile_s
+    return len(x0) / statistics.median(timed(run, repeats, jax.block_until_ready)), compile_s
 
 
 def main() -> None:

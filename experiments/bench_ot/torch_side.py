@@ -14,9 +14,7 @@ Run by `experiments/bench_ot/run.py` in a separate Python (torch CPU, torchcfm, 
 import argparse
 import json
 import statistics
-import time
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import ot
@@ -29,14 +27,7 @@ from torchcfm.conditional_flow_matching import (
 from torchcfm.models.models import MLP
 from torchcfm.optimal_transport import OTPlanSampler
 
-
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+from experiments.timing import timed
 
 
 def coupling_rate(x0: np.ndarray, x1: np.ndarray) -> tuple[float, float, list[str]]:
