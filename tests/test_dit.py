@@ -31,15 +31,17 @@ def test_shapes_zero_init_conditioning_and_null_class():
     model = DiT((16, 16, 3), size="S", depth=2, width=64, heads=4, num_classes=10, rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
     y = jnp.array([0, 1, 2, 3])
-    out = nnx.jit(lambda m, x, y: m(x, 0.3, y))(model, x, y)
+    out = nnx.jit(lambda m, x: m(x, 0.3))(model, x)  # y = None: the null class
     assert out.shape == x.shape
     np.testing.assert_array_equal(out, 0.0)  # adaLN-Zero: gates and output layer start at zero
     v, params = _randomized(model)
-    a, b = v(params, x, jnp.full(4, 0.3), y=y), v(params, x, 0.3, y=jnp.array([9, 9, 9, 9]))
+    t = jnp.full(4, 0.3)
+    a, b = v(params, x, t, y=y), v(params, x, t, y=jnp.full(4, 9))
     assert np.abs(a - b).max() > 1e-3
-    np.testing.assert_allclose(v(params, x, 0.3), v(params, x, 0.3, y=jnp.full(4, 10)), atol=1e-6)
-    assert np.abs(v(params, x, 0.3, y=y) - v(params, x, 0.7, y=y)).max() > 1e-3
-    grads = jax.grad(lambda p: jnp.sum(v(p, x, 0.3, y=y) ** 2))(params)
+    null = v(params, x, t, y=jnp.full(4, 10))
+    np.testing.assert_allclose(null, v(params, x, t), atol=1e-6)  # y = None: label 10
+    assert np.abs(a - v(params, x, t + 0.4, y=y)).max() > 1e-3
+    grads = jax.grad(lambda p: jnp.sum(v(p, x, t, y=y) ** 2))(params)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
 
 
