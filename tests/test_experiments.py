@@ -1,7 +1,9 @@
 """The main job end to end at toy sizes: training, dopri5 sampling, NLL, figure and results."""
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +77,22 @@ def test_pooladian_checkerboard_reduced_run_writes_table_and_figure(tmp_path):
     assert objective["exact"] < objective["sinkhorn (reg=1)"] < objective["independent"]
     assert "| exact |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "samples.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("name", ["cifar10_fm_ot", "cifar10_fm_diffusion"])
+def test_lipman_table1_configs_validate_and_build_the_paper_network(name, tmp_path):
+    from flax import nnx
+
+    from flowjax.models import parameter_count
+    from flowjax.train import build
+    from flowjax.train.config import load_config, validate
+
+    folder = Path(__file__).parents[1] / "experiments" / "lipman2023_table1"
+    config = load_config(folder / f"{name}.py")
+    # the data path is relative to the checkout; any existing folder passes validation
+    validate(
+        dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(tmp_path))), 8
+    )
+    assert config.flow.scheduler == ("vp" if "diffusion" in name else "condot")
+    shape = nnx.eval_shape(lambda: build.model(config.model, (32, 32, 3), 0))
+    assert parameter_count(shape) == 142_861_315  # App. Table 3 network, as in TorchCFM
