@@ -30,7 +30,8 @@ def draw_samples(
     n, classes = config.log.num_samples, config.model.num_classes
     x0 = jax.random.normal(jax.random.key(seed), (n, *event_shape))
     cond = {} if classes is None else {"y": jnp.arange(n) % classes}
-    field = v if classes is None else guidance.guided(v, config.log.guidance, classes)
+    guided = classes is not None and config.log.guidance != 1.0  # w = 1: the conditional field
+    field = guidance.guided(v, config.log.guidance, classes) if guided else v
 
     @jax.jit
     def run(params: Any, x0: jax.Array) -> tuple[jax.Array, jax.Array]:
