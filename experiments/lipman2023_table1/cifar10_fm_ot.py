@@ -1,7 +1,8 @@
 """Lipman et al. 2023, Table 1, CIFAR-10 "FM w/ OT": the ADM UNet of App. Table 3 (256 channels,
 2 res blocks, multipliers 1,2,2,2, attention at 16x16 with 4 heads of 64 channels, dropout 0;
 142,861,315 parameters), the CondOT path, Adam at lr 5e-4 with a 45k-step linear warm-up then
-polynomial decay, batch 256, 391k iterations; evaluation with dopri5 at rtol = atol = 1e-5.
+polynomial decay, batch 256, 391k iterations, float32 (App. E.2; --config.precision=bfloat16
+computes in bf16 with float32 master weights); evaluation with dopri5 at rtol = atol = 1e-5.
 
 flowjax train experiments/lipman2023_table1/cifar10_fm_ot.py --workdir work/lipman_fm_ot \\
     --config.data.path=../shared/data/cifar10-jpeg
@@ -22,7 +23,6 @@ from flowjax.train.config import (
 def get_config() -> TrainConfig:
     return TrainConfig(
         steps=391_000,
-        precision="bfloat16",
         data=DataConfig(
             kind="cifar10", path="../shared/data/cifar10-jpeg", batch_size=256, flip=True
         ),
