@@ -3,6 +3,7 @@
     flowjax train CONFIG.py [--config.section.field=value ...] --workdir DIR
     flowjax sample --workdir DIR [--num 10000] [--method dopri5] [--guidance W] [--out samples.npz]
     flowjax evaluate --workdir DIR
+    flowjax fid --workdir DIR [--num 10000] [--reference N] [--method dopri5] [--guidance W]
 
 `train` resumes automatically from DIR. User mistakes (bad config, missing files) are reported
 as one line on stderr with exit status 2.
@@ -67,6 +68,39 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(json.dumps({"samples": str(out), "shape": list(samples.shape), "nfe": nfe}))
 
 
+def cmd_fid(args: argparse.Namespace) -> None:
+    from flowjax.train import evaluation
+
+    if args.num < 2 or args.batch < 1 or (args.reference is not None and args.reference < 2):
+        raise ConfigError("--num and --reference must be at least 2, --batch at least 1")
+    config, parts = _restored(args.workdir)
+    if len(parts.batches.event_shape) != 3:
+        raise ConfigError(f"FID needs an image run; {args.workdir} models {config.data.kind!r}")
+    log = dataclasses.replace(
+        config.log,
+        eval_method=args.method,
+        guidance=config.log.guidance if args.guidance is None else args.guidance,
+    )
+    config = dataclasses.replace(config, log=log)
+    reference = evaluation.reference_statistics(
+        config, args.split, args.reference, args.workdir / "fid"
+    )
+    params = parts.state.ema_params if args.ema else parts.state.params
+    result = evaluation.sample_fid(
+        parts.v,
+        params,
+        config,
+        parts.mesh,
+        parts.batches.event_shape,
+        reference,
+        args.num,
+        seed=args.seed,
+        chunk=min(args.batch, args.num),
+    )
+    reported = {"reference": f"{args.split} ({args.reference or 'all'} images)"}
+    print(json.dumps({"step": int(parts.state.step), **result, **reported, "method": args.method}))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     config, parts = _restored(args.workdir)
     metrics = evaluate(parts.v, parts.state.ema_params, config, parts.mesh)
@@ -91,6 +125,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", dest="ema", action="store_false")
     e = sub.add_parser("evaluate", help="evaluate a run's latest checkpoint")
     e.add_argument("--workdir", type=Path, required=True)
+    f = sub.add_parser("fid", help="FID of an image run's samples against its training data")
+    f.add_argument("--workdir", type=Path, required=True)
+    f.add_argument("--num", type=int, default=10_000, help="samples")
+    f.add_argument("--reference", type=int, help="data images (a fixed subset; default all)")
+    f.add_argument("--split", default="train", help="data split of the reference statistics")
+    f.add_argument("--method", default="dopri5")
+    f.add_argument("--guidance", type=float, help="guidance scale (default: the run's)")
+    f.add_argument("--batch", type=int, default=500, help="samples per solve")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--no-ema", dest="ema", action="store_false")
     return p
 
 
@@ -107,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             "train": lambda: cmd_train(args, overrides),
             "sample": lambda: cmd_sample(args),
             "evaluate": lambda: cmd_evaluate(args),
+            "fid": lambda: cmd_fid(args),
         }[args.command]()
     except USER_ERRORS as error:
         print(f"flowjax: error: {error}", file=sys.stderr)

@@ -4,7 +4,8 @@ These run on every process (the parameters are global arrays); outputs are repli
 process 0 can write them.
 """
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from flowjax import guidance, metrics, solvers
 from flowjax.data.toy2d import sample_toy
 from flowjax.train.config import TrainConfig
+from flowjax.train.inputs import image_source
 
 
 def _replicated(mesh: Mesh) -> NamedSharding:
@@ -72,6 +74,56 @@ def image_bits_per_dim(
 
     bpd = jax.jit(lambda x: metrics.bits_per_dim(log_likelihood, key, x))(images)
     return {"eval/bits_per_dim": float(jnp.mean(bpd))}
+
+
+def reference_statistics(
+    config: TrainConfig, split: str, num: int | None, cache: Path, model: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """FID statistics `(mu, sigma)` of `num` images of the run's dataset split (a fixed random
+    subset; None: all of them), cached in `cache` as `.npz`."""
+    path = cache / f"fid_reference_{split}_{num or 'all'}.npz"
+    if not path.is_file():
+        data = dataclasses.replace(config.data, split=split)
+        source = image_source(dataclasses.replace(config, data=data))
+        n = len(source) if num is None else min(num, len(source))
+        order = np.sort(np.random.default_rng(0).permutation(len(source))[:n])
+        batches = (
+            np.stack([np.asarray(source[int(i)]["image"]) for i in order[s : s + 100]])
+            for s in range(0, n, 100)
+        )
+        mu, sigma = metrics.image_statistics(batches, model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, mu=mu, sigma=sigma)
+    stats = np.load(path)
+    return stats["mu"], stats["sigma"]
+
+
+def sample_fid(
+    v: Callable,
+    params: Any,
+    config: TrainConfig,
+    mesh: Mesh,
+    event_shape: tuple,
+    reference: tuple[np.ndarray, np.ndarray],
+    num: int,
+    *,
+    seed: int = 0,
+    chunk: int = 500,
+    model: Any = None,
+) -> dict:
+    """FID of `num` samples (`draw_samples` in chunks of `chunk`, clipped to [-1, 1] as if
+    saved as 8-bit images) against `reference = (mu, sigma)`, and the mean NFE per chunk."""
+    drawn = dataclasses.replace(config, log=dataclasses.replace(config.log, num_samples=chunk))
+    nfe = []
+
+    def batches() -> Iterator[np.ndarray]:
+        for i, start in enumerate(range(0, num, chunk)):
+            images, calls = draw_samples(v, params, drawn, mesh, event_shape, seed=seed + i)
+            nfe.append(calls)
+            yield np.clip(images[: num - start], -1.0, 1.0)
+
+    score = metrics.frechet_distance(*reference, *metrics.image_statistics(batches(), model))
+    return {"fid": score, "num": num, "nfe": float(np.mean(nfe))}
 
 
 def write_samples_png(samples: np.ndarray, path: Path, title: str) -> None:
