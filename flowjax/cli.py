@@ -1,7 +1,8 @@
 """`flowjax train | sample | evaluate`: the command line.
 
     flowjax train CONFIG.py [--config.section.field=value ...] --workdir DIR
-    flowjax sample --workdir DIR [--num 10000] [--method dopri5] [--guidance W] [--out samples.npz]
+    flowjax sample --workdir DIR [--num 10000] [--method dopri5 | euler --steps N] [--guidance W]
+                   [--out samples.npz]
     flowjax evaluate --workdir DIR
     flowjax fid --workdir DIR [--num 10000] [--reference N] [--method dopri5] [--guidance W]
 
@@ -43,19 +44,27 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     print(f"done at step {int(state.step)}; run in {args.workdir}")
 
 
+def _sampling(config: TrainConfig, args: argparse.Namespace, num: int) -> TrainConfig:
+    """The run's config with the sampler of the command line: method, steps, guidance."""
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be positive, got {args.steps}")
+    log = dataclasses.replace(
+        config.log,
+        num_samples=num,
+        eval_method=args.method,
+        eval_steps=args.steps,
+        guidance=config.log.guidance if args.guidance is None else args.guidance,
+    )
+    return dataclasses.replace(config, log=log)
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     import numpy as np
 
     from flowjax.train import evaluation
 
     config, parts = _restored(args.workdir)
-    log = dataclasses.replace(
-        config.log,
-        num_samples=args.num,
-        eval_method=args.method,
-        guidance=config.log.guidance if args.guidance is None else args.guidance,
-    )
-    config = dataclasses.replace(config, log=log)
+    config = _sampling(config, args, args.num)
     params = parts.state.ema_params if args.ema else parts.state.params
     samples, nfe = evaluation.draw_samples(
         parts.v, params, config, parts.mesh, parts.batches.event_shape, seed=args.seed
@@ -76,12 +85,7 @@ def cmd_fid(args: argparse.Namespace) -> None:
     config, parts = _restored(args.workdir)
     if len(parts.batches.event_shape) != 3:
         raise ConfigError(f"FID needs an image run; {args.workdir} models {config.data.kind!r}")
-    log = dataclasses.replace(
-        config.log,
-        eval_method=args.method,
-        guidance=config.log.guidance if args.guidance is None else args.guidance,
-    )
-    config = dataclasses.replace(config, log=log)
+    config = _sampling(config, args, config.log.num_samples)
     reference = evaluation.reference_statistics(
         config, args.split, args.reference, args.workdir / "fid"
     )
@@ -117,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workdir", type=Path, required=True)
     s.add_argument("--num", type=int, default=10_000)
     s.add_argument("--method", default="dopri5")
+    s.add_argument("--steps", type=int, default=100, help="steps of a fixed-step method")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path)
     s.add_argument(
@@ -131,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--reference", type=int, help="data images (a fixed subset; default all)")
     f.add_argument("--split", default="train", help="data split of the reference statistics")
     f.add_argument("--method", default="dopri5")
+    f.add_argument("--steps", type=int, default=100, help="steps of a fixed-step method")
     f.add_argument("--guidance", type=float, help="guidance scale (default: the run's)")
     f.add_argument("--batch", type=int, default=500, help="samples per solve")
     f.add_argument("--seed", type=int, default=0)

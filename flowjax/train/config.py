@@ -152,15 +152,17 @@ class CheckpointConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
-    """Logging and evaluation periods (steps); 0 disables. Samples of a class-conditional
-    model cycle through the classes with classifier-free guidance scale `guidance` (1: the
-    conditional field, 0: unconditional)."""
+    """Logging and evaluation periods (steps); 0 disables. Samples are drawn with
+    `eval_method` (`eval_steps` uniform steps for the fixed-step methods); those of a
+    class-conditional model cycle through the classes with classifier-free guidance scale
+    `guidance` (1: the conditional field, 0: unconditional)."""
 
     every: int = 100
     sample_every: int = 0
     eval_every: int = 0
     num_samples: int = 4096
     eval_method: str = "dopri5"
+    eval_steps: int = 100
     guidance: float = 1.0
 
 
@@ -364,6 +366,7 @@ def validate(config: TrainConfig, num_devices: int, num_processes: int = 1) -> N
         "data.prefetch",
         "data.sequence_length",
         "log.num_samples",
+        "log.eval_steps",
     ]
     for key in positive:
         if not flat[key] > 0:

@@ -27,8 +27,9 @@ def _replicated(mesh: Mesh) -> NamedSharding:
 def draw_samples(
     v: Callable, params: Any, config: TrainConfig, mesh: Mesh, event_shape: tuple, seed: int
 ) -> tuple[np.ndarray, int]:
-    """`log.num_samples` samples with `log.eval_method`, and the NFE taken. A class-conditional
-    model draws sample i from class i mod num_classes, guided with scale `log.guidance`."""
+    """`log.num_samples` samples with `log.eval_method` (`log.eval_steps`), and the NFE taken.
+    A class-conditional model draws sample i from class i mod num_classes, guided with scale
+    `log.guidance`."""
     n, classes = config.log.num_samples, config.model.num_classes
     x0 = jax.random.normal(jax.random.key(seed), (n, *event_shape))
     cond = {} if classes is None else {"y": jnp.arange(n) % classes}
@@ -38,7 +39,12 @@ def draw_samples(
     @jax.jit
     def run(params: Any, x0: jax.Array) -> tuple[jax.Array, jax.Array]:
         sol = solvers.sample(
-            field, params, x0, cond=cond, method=config.log.eval_method, num_steps=100
+            field,
+            params,
+            x0,
+            cond=cond,
+            method=config.log.eval_method,
+            num_steps=config.log.eval_steps,
         )
         return jax.lax.with_sharding_constraint(sol.y, _replicated(mesh)), sol.stats.nfe_batch
 
