@@ -24,20 +24,19 @@ def _replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def draw_samples(
-    v: Callable, params: Any, config: TrainConfig, mesh: Mesh, event_shape: tuple, seed: int
-) -> tuple[np.ndarray, int]:
-    """`log.num_samples` samples with `log.eval_method` (`log.eval_steps`), and the NFE taken.
-    A class-conditional model draws sample i from class i mod num_classes, guided with scale
-    `log.guidance`."""
+def make_sampler(v: Callable, config: TrainConfig, mesh: Mesh, event_shape: tuple) -> Callable:
+    """A jitted `(params, key) -> (samples [n, *event], nfe)` drawing `n = log.num_samples`
+    samples with `log.eval_method` (`log.eval_steps`), replicated over `mesh`. A
+    class-conditional model draws sample i from class i mod num_classes, guided with scale
+    `log.guidance`. Build it once and call it with new keys: it compiles once."""
     n, classes = config.log.num_samples, config.model.num_classes
-    x0 = jax.random.normal(jax.random.key(seed), (n, *event_shape))
     cond = {} if classes is None else {"y": jnp.arange(n) % classes}
     guided = classes is not None and config.log.guidance != 1.0  # w = 1: the conditional field
     field = guidance.guided(v, config.log.guidance, classes) if guided else v
 
     @jax.jit
-    def run(params: Any, x0: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def run(params: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x0 = jax.random.normal(key, (n, *event_shape))
         sol = solvers.sample(
             field,
             params,
@@ -48,7 +47,12 @@ def draw_samples(
         )
         return jax.lax.with_sharding_constraint(sol.y, _replicated(mesh)), sol.stats.nfe_batch
 
-    y, nfe = run(params, x0)
+    return run
+
+
+def draw_samples(sampler: Callable, params: Any, seed: int) -> tuple[np.ndarray, int]:
+    """Samples (host array) and NFE from a `make_sampler` sampler, with the key of `seed`."""
+    y, nfe = sampler(params, jax.random.key(seed))
     return np.asarray(y.addressable_data(0)), int(nfe)
 
 
@@ -117,14 +121,15 @@ def sample_fid(
     chunk: int = 500,
     model: Any = None,
 ) -> dict:
-    """FID of `num` samples (`draw_samples` in chunks of `chunk`, clipped to [-1, 1] as if
-    saved as 8-bit images) against `reference = (mu, sigma)`, and the mean NFE per chunk."""
+    """FID of `num` samples (drawn in chunks of `chunk`, clipped to [-1, 1] as if saved as 8-bit
+    images) against `reference = (mu, sigma)`, and the mean NFE per chunk."""
     drawn = dataclasses.replace(config, log=dataclasses.replace(config.log, num_samples=chunk))
+    sampler = make_sampler(v, drawn, mesh, event_shape)
     nfe = []
 
     def batches() -> Iterator[np.ndarray]:
         for i, start in enumerate(range(0, num, chunk)):
-            images, calls = draw_samples(v, params, drawn, mesh, event_shape, seed=seed + i)
+            images, calls = draw_samples(sampler, params, seed=seed + i)
             nfe.append(calls)
             yield np.clip(images[: num - start], -1.0, 1.0)
 

@@ -174,6 +174,7 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
         donate_argnums=0,
     )
     writer = MetricWriter(workdir)
+    sampler = evaluation.make_sampler(v, config, mesh, batches.event_shape)
     stop = StopRequest()
     step = int(jax.device_get(state.step))
     window_start = (step, time.perf_counter())  # steps/s over each logging window
@@ -213,9 +214,7 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
                 bar.set_postfix(loss=f"{summary['loss']:.4f}", refresh=False)
                 window = []
             if config.log.sample_every and step % config.log.sample_every == 0:
-                samples, nfe = evaluation.draw_samples(
-                    v, state.ema_params, config, mesh, batches.event_shape, seed=step
-                )
+                samples, nfe = evaluation.draw_samples(sampler, state.ema_params, seed=step)
                 if main_process:
                     evaluation.write_samples_png(
                         samples,

@@ -233,6 +233,9 @@ def test_cli_trains_samples_evaluates_and_reports_user_errors(tmp_path):
             "holds a run with another config (model.width: 32 -> 64)",
         ),
         ([*cli, "sample", "--workdir", str(tmp_path / "empty")], "holds no run"),
+        ([*cli, "fid", "--workdir", str(workdir), "--num", "1"], "--num and --reference"),
+        ([*cli, "sample", "--workdir", str(workdir), "--steps", "0"], "--steps must be positive"),
+        ([*cli, "fid", "--workdir", str(workdir)], "FID needs an image run"),
     ]:
         out = subprocess.run(argv, env=env(1), capture_output=True, text=True, timeout=300)
         assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
@@ -300,6 +303,7 @@ def test_tiny_class_conditional_unet_trains_on_mnist_and_samples_with_guidance(t
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["shape"] == [20, 28, 28, 1] and report["nfe"] == 100
+    assert report["samples_per_s"] > 0 and report["compile_s"] > 0
     samples = np.load(tmp_path / "samples.npz")["samples"]
     assert np.isfinite(samples).all() and (tmp_path / "samples.png").stat().st_size > 1000
     fid = [*SAMPLE[:-1], "fid", "--workdir", str(tmp_path), "--num", "20", "--reference", "30"]
