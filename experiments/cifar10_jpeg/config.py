@@ -20,7 +20,7 @@ from flowjax.train.config import (
 
 def get_config() -> TrainConfig:
     return TrainConfig(
-        steps=2_000,
+        steps=1_000,
         data=DataConfig(
             kind="cifar10", path="../shared/data/cifar10-jpeg", batch_size=64, flip=True, cache=True
         ),

@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    loop.train(config, work / "run")
+    if int(loop.train(config, work / "run").step) < config.steps:
+        raise SystemExit("training stopped before its last step; rerun to resume it")
     parts = loop.setup(config, work / "run")
     v, params = parts.v, parts.state.ema_params
     print(f"trained {config.steps} steps ({time.perf_counter() - start:.0f} s this call)")
