@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--workdir", type=Path, default=Path("work/mnist_cfg"))
     p.add_argument("--data", default="../shared/data/mnist")
     p.add_argument("--steps", type=int, help="training steps (default: the config's)")
-    p.add_argument("--guidance", default="0,1,1.5,2,3", help="comma-separated scales")
+    p.add_argument("--guidance", default="0,1,2,3", help="comma-separated scales")
     p.add_argument("--num", type=int, default=10_000, help="samples per guidance scale")
     p.add_argument("--reference", type=int, default=10_000, help="training images for FID")
     p.add_argument("--tol", type=float, default=1e-5, help="dopri5 rtol = atol for the FIDs")
