@@ -1,5 +1,5 @@
 """Where the project's shared datasets are: $FLOWJAX_SHARED_DATA, else `../shared/data` beside
-the checkout, else `/work/shared/data`. Tests that need them skip (saying why) if none exists."""
+the checkout. Tests that need them skip (saying why) if neither exists."""
 
 import os
 from pathlib import Path
@@ -9,7 +9,6 @@ import pytest
 CANDIDATES = [
     os.environ.get("FLOWJAX_SHARED_DATA"),
     Path(__file__).parents[2] / "shared" / "data",
-    "/work/shared/data",
 ]
 
 

@@ -59,7 +59,7 @@ def sample(
     rtol = atol = `rtol`, solved per sample; and the NFE of each sample `[num]`."""
 
     @jax.jit
-    def solve(x0: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def solve(params: Any, x0: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
         sol = solvers.sample(
             field(v, w),
             params,
@@ -78,7 +78,7 @@ def sample(
         n = min(chunk, num - start)
         x0 = jax.random.normal(jax.random.fold_in(key, start), (chunk, 28, 28, 1))
         y = (start + jnp.arange(chunk)) % CLASSES
-        x, k = solve(x0, y)
+        x, k = solve(params, x0, y)  # parameters as arguments, not compiled-in constants
         images.append(np.asarray(x)[:n])
         nfe.append(np.asarray(k)[:n])
     return np.concatenate(images), np.concatenate(nfe)
