@@ -36,12 +36,15 @@ def guided(
     Each evaluation is one network call on the doubled batch `[x; x]` with labels
     `[y; null]`. Outside `interval` (t < lo or t > hi) the field is the conditional one
     (w = 1); with a scalar t that case skips the unconditional half (one call on `x` alone).
-    `w` may be a traced array (vmap over guidance scales). Works with every sampler and with
-    `log_likelihood`: pass `cond={"y": labels}`.
+    `w` may be a traced array (vmap over guidance scales). A Python `w` of 1 (or 0 on the
+    whole interval) needs one half only: the field is then one call on `x` alone. Works with
+    every sampler and with `log_likelihood`: pass `cond={"y": labels}`.
     """
     lo, hi = interval
     if not 0.0 <= lo <= hi <= 1.0:
         raise ValueError(f"interval must satisfy 0 <= lo <= hi <= 1, got {interval}")
+    if isinstance(w, int | float) and (w == 1 or (w == 0 and interval == (0.0, 1.0))):
+        return _single(v, null_label if w == 0 else None, label)
 
     def both(params: Any, x: Array, t: Array, y: Array, cond: dict) -> tuple[Array, Array]:
         b = x.shape[0]
@@ -71,6 +74,19 @@ def guided(
         conditional, unconditional = both(params, x, t, y, cond)
         scale = jnp.where(batch_time(inside, x), w, 1.0)
         return _combine(conditional, unconditional, scale)
+
+    return v_w
+
+
+def _single(v: Callable[..., Array], null_label: int | None, label: str) -> Callable[..., Array]:
+    """The conditional field (`null_label` None) or the unconditional one, one call each."""
+
+    def v_w(params: Any, x: Array, t: Array | float, **cond: Any) -> Array:
+        if label not in cond:
+            raise ValueError(f"guided field needs the labels as cond[{label!r}]")
+        if null_label is not None:
+            cond[label] = jnp.full_like(cond[label], null_label)
+        return v(params, x, t, **cond)
 
     return v_w
 

@@ -56,6 +56,10 @@ def test_one_network_call_per_guided_evaluation(field):
     guidance.guided(counted, 2.0, NULL)(params, x, 0.5, y=y)
     assert calls == [32]  # the doubled batch, once
     calls.clear()
+    for w in (0.0, 1):  # the unconditional or the conditional field alone: one half
+        guidance.guided(counted, w, NULL)(params, x, 0.5, y=y)
+    assert calls == [16, 16]
+    calls.clear()
     interval = guidance.guided(counted, 2.0, NULL, interval=(0.2, 0.8))
     np.testing.assert_allclose(
         interval(params, x, 0.9, y=y), v(params, x, 0.9, y=y), atol=1e-6

@@ -10,9 +10,10 @@ Stages, each cached in the workdir so that a rerun resumes where it stopped:
 2. FID reference statistics of `--reference` training images (a fixed random subset) and, as
    the floor a perfect model would score, the FID of as many test images;
 3. for each guidance scale w, `--num` samples (labels cycling through the classes) from the EMA
-   parameters with dopri5 at `--tol`, their FID and mean NFE per sample;
-4. at the best w, mean NFE per sample and the RMS deviation from a reference solve
-   (rtol = atol = 1e-7) for each tolerance in `--tolerances`;
+   parameters with `--method` (`--solver-steps` steps, or rtol = atol = `--tol` for dopri5),
+   their FID, mean NFE per sample and images/s;
+4. at the best w, on `--sweep` samples: dopri5's mean NFE per sample and RMS deviation from a
+   reference solve (rtol = atol = 1e-7) for each tolerance in `--tolerances`;
 5. results.md, fid_vs_guidance.png and a per-class grid (one row per digit) for each w.
 """
 
@@ -47,29 +48,24 @@ def _json(path: Path, compute: Callable[[], dict]) -> dict:
     return result
 
 
-def field(v: Callable, w: float) -> Callable:
-    """The guided field at scale `w` (w = 1: the conditional network itself, one call)."""
-    return v if w == 1.0 else guidance.guided(v, w, null_label=CLASSES)
+def solver_options(method: str, steps: int, tol: float) -> dict:
+    """`solvers.sample` options: dopri5 at rtol = atol = `tol`, each sample with its own step
+    sizes (so that the NFE is per sample), or `steps` uniform steps of a fixed-step method."""
+    if method == "dopri5":
+        return {"method": method, "rtol": tol, "atol": tol, "batch_mode": "per_sample"}
+    return {"method": method, "num_steps": steps}
 
 
 def sample(
-    v: Callable, params: Any, w: float, num: int, seed: int, rtol: float
+    v: Callable, params: Any, w: float, num: int, seed: int, options: dict
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`num` images `[num, 28, 28, 1]` in [-1, 1] (sample i of class i mod 10) by dopri5 at
-    rtol = atol = `rtol`, solved per sample; and the NFE of each sample `[num]`."""
+    """`num` images `[num, 28, 28, 1]` in [-1, 1] (sample i of class i mod 10) by the guided
+    field at scale `w`, solved with `options`; and the NFE of each sample `[num]`."""
+    field = guidance.guided(v, w, null_label=CLASSES)
 
     @jax.jit
     def solve(params: Any, x0: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-        sol = solvers.sample(
-            field(v, w),
-            params,
-            x0,
-            cond={"y": y},
-            method="dopri5",
-            rtol=rtol,
-            atol=rtol,
-            batch_mode="per_sample",
-        )
+        sol = solvers.sample(field, params, x0, cond={"y": y}, **options)
         return sol.y, sol.stats.nfe
 
     images, nfe = [], []
@@ -95,10 +91,10 @@ def tolerance_sweep(
 ) -> list[dict]:
     """Mean NFE per sample and RMS deviation from an rtol = atol = 1e-7 solve, per tolerance,
     on `num` samples at guidance `w`."""
-    reference, _ = sample(v, params, w, num, seed=7, rtol=1e-7)
+    reference, _ = sample(v, params, w, num, seed=7, options=solver_options("dopri5", 0, 1e-7))
     rows = []
     for tol in tolerances:
-        images, nfe = sample(v, params, w, num, seed=7, rtol=tol)
+        images, nfe = sample(v, params, w, num, seed=7, options=solver_options("dopri5", 0, tol))
         rms = float(np.sqrt(np.mean((images - reference) ** 2)))
         rows.append({"tol": tol, "nfe": float(nfe.mean()), "rms": rms})
     return rows
@@ -126,23 +122,33 @@ def plot(fids: dict[float, dict], floor: float, path: Path) -> None:
     plt.close(fig)
 
 
-def report(config: Any, args: argparse.Namespace, fids: dict, floor: float, tols: list) -> str:
+def solver_name(args: argparse.Namespace) -> str:
+    if args.method == "dopri5":
+        return f"dopri5 at rtol = atol = {args.tol:g} (solved per sample)"
+    return f"{args.method}, {args.solver_steps} steps"
+
+
+def report(
+    config: Any, args: argparse.Namespace, count: int, fids: dict, floor: float, tols: list
+) -> str:
     best = min(fids, key=lambda w: fids[w]["fid"])
     lines = [
         "# MNIST, class-conditional FM-OT with classifier-free guidance",
         "",
-        f"Model: {config.model.kind} (width {config.model.width}, depth {config.model.depth}), "
-        f"{config.steps} steps of batch {config.data.batch_size}, label dropout "
-        f"{config.flow.label_dropout}; EMA parameters. FID of {args.num} samples against the "
-        f"statistics of {args.reference} training images; dopri5 at rtol = atol = {args.tol:g}, "
-        "solved per sample.",
+        f"Model: {config.model.kind}, {count:,} parameters; {config.steps} steps of batch "
+        f"{config.data.batch_size}, label dropout {config.flow.label_dropout}; EMA parameters. "
+        f"FID of {args.num} samples against the statistics of {args.reference} training "
+        f"images; samples by {solver_name(args)}.",
         "",
-        "| guidance w | FID | mean NFE per sample |",
-        "|---|---|---|",
-        *(f"| {w:g} | {fids[w]['fid']:.2f} | {fids[w]['nfe']:.1f} |" for w in sorted(fids)),
-        f"| test images (floor) | {floor:.2f} | |",
+        "| guidance w | FID | mean NFE per sample | sampling images/s (incl. compile) |",
+        "|---|---|---|---|",
+        *(
+            f"| {w:g} | {r['fid']:.2f} | {r['nfe']:.1f} | {r['images_per_s']:.1f} |"
+            for w, r in sorted(fids.items())
+        ),
+        f"| test images (floor) | {floor:.2f} | | |",
         "",
-        f"NFE against tolerance at w = {best:g} ({min(CHUNK, args.num)} samples; RMS deviation "
+        f"dopri5's NFE against tolerance at w = {best:g} ({args.sweep} samples; RMS deviation "
         "in [-1, 1] pixel units from an rtol = atol = 1e-7 solve):",
         "",
         "| rtol = atol | mean NFE | RMS deviation |",
@@ -155,17 +161,22 @@ def report(config: Any, args: argparse.Namespace, fids: dict, floor: float, tols
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--workdir", type=Path, default=Path("work/mnist_cfg"))
+    p.add_argument("--workdir", type=Path, default=Path("work/mnist_unet"))
     p.add_argument("--data", default="../shared/data/mnist")
     p.add_argument("--steps", type=int, help="training steps (default: the config's)")
     p.add_argument("--guidance", default="0,1,2,3", help="comma-separated scales")
     p.add_argument("--num", type=int, default=10_000, help="samples per guidance scale")
     p.add_argument("--reference", type=int, default=10_000, help="training images for FID")
-    p.add_argument("--tol", type=float, default=1e-5, help="dopri5 rtol = atol for the FIDs")
-    p.add_argument("--tolerances", default="1e-2,1e-3,1e-4,1e-5")
+    p.add_argument("--method", default="midpoint", help="sampler for the FIDs")
+    p.add_argument("--solver-steps", type=int, default=5, help="steps of a fixed-step --method")
+    p.add_argument("--tol", type=float, default=1e-5, help="rtol = atol of --method dopri5")
+    p.add_argument("--tolerances", default="1e-2,1e-3,1e-4")
+    p.add_argument("--sweep", type=int, default=100, help="samples of the tolerance sweep")
     args = p.parse_args(argv)
     if args.num < 100:
         p.error("--num must be at least 100 (the class grid shows 10 samples of each digit)")
+    options = solver_options(args.method, args.solver_steps, args.tol)
+    tag = f"tol{args.tol:g}" if args.method == "dopri5" else f"{args.method}{args.solver_steps}"
     overrides = [f"--config.data.path={args.data}"]
     if args.steps is not None:
         overrides.append(f"--config.steps={args.steps}")
@@ -187,24 +198,26 @@ def main(argv: list[str] | None = None) -> dict:
 
     def fid_at(w: float) -> dict:
         t0 = time.perf_counter()
-        images, nfe = sample(v, params, w, args.num, seed=0, rtol=args.tol)
+        images, nfe = sample(v, params, w, args.num, seed=0, options=options)
+        sampling = time.perf_counter() - t0
         images = np.clip(images, -1.0, 1.0)  # as saved to 8-bit images
         class_grid(images, work / f"grid_w{w:g}.png")
         score = metrics.frechet_distance(mu, sigma, *metrics.image_statistics(images, model))
-        return {"fid": score, "nfe": float(nfe.mean()), "seconds": time.perf_counter() - t0}
+        return {"fid": score, "nfe": float(nfe.mean()), "images_per_s": args.num / sampling}
 
     fids = {}
     for w in (float(s) for s in args.guidance.split(",")):
-        fids[w] = _json(work / f"fid_{args.num}_tol{args.tol:g}_w{w:g}.json", lambda w=w: fid_at(w))
+        fids[w] = _json(work / f"fid_{args.num}_{tag}_w{w:g}.json", lambda w=w: fid_at(w))
         print(f"w = {w:g}: FID {fids[w]['fid']:.2f}, mean NFE {fids[w]['nfe']:.1f}")
     best = min(fids, key=lambda w: fids[w]["fid"])
     tolerances = [float(s) for s in args.tolerances.split(",")]
     tols = _json(
-        work / f"tolerances_w{best:g}.json",
-        lambda: {"rows": tolerance_sweep(v, params, best, tolerances, min(CHUNK, args.num))},
+        work / f"tolerances_{args.sweep}_w{best:g}.json",
+        lambda: {"rows": tolerance_sweep(v, params, best, tolerances, args.sweep)},
     )["rows"]
     plot(fids, floor, work / "fid_vs_guidance.png")
-    (work / "results.md").write_text(report(config, args, fids, floor, tols))
+    count = sum(np.size(leaf) for leaf in jax.tree.leaves(params))
+    (work / "results.md").write_text(report(config, args, count, fids, floor, tols))
     print((work / "results.md").read_text())
     print(f"total {time.perf_counter() - start:.0f} s; outputs in {work}")
     return {"fids": fids, "floor": floor, "tolerances": tols}

@@ -31,8 +31,7 @@ def make_sampler(v: Callable, config: TrainConfig, mesh: Mesh, event_shape: tupl
     `log.guidance`. Build it once and call it with new keys: it compiles once."""
     n, classes = config.log.num_samples, config.model.num_classes
     cond = {} if classes is None else {"y": jnp.arange(n) % classes}
-    guided = classes is not None and config.log.guidance != 1.0  # w = 1: the conditional field
-    field = guidance.guided(v, config.log.guidance, classes) if guided else v
+    field = v if classes is None else guidance.guided(v, config.log.guidance, classes)
 
     @jax.jit
     def run(params: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
