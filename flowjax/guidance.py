@@ -60,9 +60,8 @@ def guided(
         return out[:b], out[b:]
 
     def v_w(params: Any, x: Array, t: Array | float, **cond: Any) -> Array:
-        if label not in cond:
-            raise ValueError(f"guided field needs the labels as cond[{label!r}]")
-        y = cond.pop(label)
+        y = _labels(cond, label)
+        del cond[label]
         t = jnp.asarray(t)
         inside = (t >= lo) & (t <= hi)
         if t.ndim == 0 and (lo, hi) != (0.0, 1.0):
@@ -82,13 +81,18 @@ def _single(v: Callable[..., Array], null_label: int | None, label: str) -> Call
     """The conditional field (`null_label` None) or the unconditional one, one call each."""
 
     def v_w(params: Any, x: Array, t: Array | float, **cond: Any) -> Array:
-        if label not in cond:
-            raise ValueError(f"guided field needs the labels as cond[{label!r}]")
+        y = _labels(cond, label)
         if null_label is not None:
-            cond[label] = jnp.full_like(cond[label], null_label)
+            cond[label] = jnp.full_like(y, null_label)
         return v(params, x, t, **cond)
 
     return v_w
+
+
+def _labels(cond: dict, label: str) -> Array:
+    if label not in cond:
+        raise ValueError(f"guided field needs the labels as cond[{label!r}]")
+    return cond[label]
 
 
 def _combine(conditional: Array, unconditional: Array, w: Array | float) -> Array:

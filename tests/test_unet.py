@@ -68,6 +68,7 @@ def test_parameter_counts_match_torchcfm(preset, torchcfm_count):
     model = nnx.eval_shape(lambda: UNet.from_preset(preset, rngs=nnx.Rngs(0)))
     null_row = 0 if model.num_classes is None else 4 * model.model_channels
     assert parameter_count(model) == torchcfm_count + null_row
+    assert parameter_count(nnx.state(model, nnx.Param)) == parameter_count(model)  # the state
 
 
 def test_mnist_preset_output_shape():

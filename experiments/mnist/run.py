@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from flowjax import guidance, metrics, solvers
 from flowjax.configs.mnist import get_config
+from flowjax.models import parameter_count
 from flowjax.train import evaluation, loop
 from flowjax.train.config import apply_overrides
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
         lambda: {"rows": tolerance_sweep(v, params, best, tolerances, args.sweep)},
     )["rows"]
     plot(fids, floor, work / "fid_vs_guidance.png")
-    count = sum(np.size(leaf) for leaf in jax.tree.leaves(params))
+    count = parameter_count(params)
     (work / "results.md").write_text(report(config, args, count, fids, floor, tols))
     print((work / "results.md").read_text())
     print(f"total {time.perf_counter() - start:.0f} s; outputs in {work}")

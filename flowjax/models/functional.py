@@ -33,7 +33,7 @@ def functional(module: nnx.Module) -> tuple[Functional, nnx.State]:
     return Functional(graphdef, rest), params
 
 
-def parameter_count(module: nnx.Module) -> int:
-    """Number of trainable values (`nnx.Param` leaves) of a module, or of its `nnx.eval_shape`
-    (so that large models are counted without allocating them)."""
+def parameter_count(module: nnx.Module | nnx.State) -> int:
+    """Number of trainable values (`nnx.Param` leaves) of a module, of its `nnx.eval_shape`
+    (so that large models are counted without allocating them) or of its parameter state."""
     return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param)))
