@@ -11,6 +11,9 @@ re-paired batches of the same shapes; labels (class labels, conditioning) travel
   repeat, others are dropped). `solver="sinkhorn"` (entropic, `reg`) always draws from its plan.
   `within="y"` pairs only samples of the same class: source samples take the labels `y0` if
   given, else a random assignment of the batch's own labels (noise is exchangeable).
+  `cost` is the ground cost, `cost(x0, x1) -> [n, n]` (squared Euclidean `ot.squared_distances`
+  by default; e.g. a squared geodesic distance on a sphere or torus for Riemannian FM); every
+  solver and option above works with any non-negative cost.
 
 With a batch sharded over devices, a coupling called inside `jit` sees the global batch: the
 [B, B] cost matrix needs every device's samples (an all-gather of B x dim values) and the solve
@@ -58,8 +61,15 @@ def ot_coupling(
     replace: bool = False,
     within: str | None = None,
     backend: str = "pot",
+    cost: ot.Cost = ot.squared_distances,
 ) -> Coupling:
-    """Minibatch OT on squared Euclidean costs (see the module docstring)."""
+    """Minibatch OT coupling (see the module docstring).
+
+    `cost(x0, x1)` maps `x0, x1: [n, *event]` to the `[n, n]` matrix of non-negative pairwise
+    costs `C[i, j] = c(x0[i], x1[j])` (the `ot.Cost` contract, `[n, *event], [m, *event] ->
+    [n, m]`); it is traced inside `jit`, so it must be written in jax. Default: the squared
+    Euclidean distance `ot.squared_distances`.
+    """
     check_choice(solver, SOLVERS, "solver")
     if solver == "sinkhorn" and not (reg is not None and reg > 0):
         raise ValueError(f"solver='sinkhorn' needs reg > 0, got reg={reg}")
@@ -67,21 +77,21 @@ def ot_coupling(
     def coupling(key: Array, x0: Array, x1: Array, **labels: Any) -> tuple[Array, Array, dict]:
         check_same_shape(x0, x1, "x0,x1")
         k_labels, k_pairs = jax.random.split(key)
-        cost = ot.squared_distances(x0, x1)
+        c = ot.cost_matrix(cost, x0, x1)
         source_labels = labels.pop("y0", None)
         if within is not None:
             y1 = labels[within]
             y0 = jax.random.permutation(k_labels, y1) if source_labels is None else source_labels
-            cost = cost + (y0[:, None] != y1[None, :]) * (1.0 + 2.0 * jnp.max(cost)) * cost.shape[0]
+            c = c + (y0[:, None] != y1[None, :]) * (1.0 + 2.0 * jnp.max(c)) * c.shape[0]
         n = x0.shape[0]
         if solver == "sinkhorn" or replace:
             if solver == "sinkhorn":
-                plan = ot.sinkhorn(cost, reg)
+                plan = ot.sinkhorn(c, reg)
             else:
-                plan = jax.nn.one_hot(_assign(cost, solver, backend), n, dtype=cost.dtype) / n
+                plan = jax.nn.one_hot(_assign(c, solver, backend), n, dtype=c.dtype) / n
             i, j = sample_pairs(k_pairs, plan, n)
             return x0[i], x1[j], {k: v[j] for k, v in labels.items()}
-        perm = _assign(cost, solver, backend)
+        perm = _assign(c, solver, backend)
         return x0, x1[perm], {k: v[perm] for k, v in labels.items()}
 
     return coupling

@@ -7,12 +7,16 @@
   `jit`); total cost within `n * eps` of the optimum.
 - `sinkhorn`: entropic OT in the log domain, iterated to a marginal tolerance.
 
-Costs are `[n, n]` arrays; `squared_distances(x0, x1)` flattens any event shape.
+Costs are `[n, n]` arrays. A ground cost `cost(x0, x1)` maps points `[n, *event]`,
+`[m, *event]` to the `[n, m]` matrix of pairwise costs: `squared_distances` (squared Euclidean,
+flattening any event shape) by default, or e.g. a squared geodesic distance on a manifold;
+`cost_matrix` calls one and checks its shape.
 """
 
 import concurrent.futures
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -22,6 +26,7 @@ import numpy as np
 from flowjax._utils import Array, check_choice
 
 EXACT_BACKENDS = ("pot", "scipy")
+Cost = Callable[[Any, Any], Any]  # (x0 [n, *event], x1 [m, *event]) -> [n, m]
 
 
 def squared_distances(x0: Array, x1: Array) -> Array:
@@ -29,6 +34,19 @@ def squared_distances(x0: Array, x1: Array) -> Array:
     a, b = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
     sq = jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2.0 * a @ b.T
     return jnp.maximum(sq, 0.0)
+
+
+def cost_matrix(cost: Cost, x0: Any, x1: Any) -> Any:
+    """`cost(x0, x1)`, checked to be the `[n, m]` matrix for `x0: [n, *event], x1: [m, *event]`
+    (jax or numpy arrays; shapes are static, so the check also holds inside `jit`)."""
+    c = cost(x0, x1)
+    expected = (x0.shape[0], x1.shape[0])
+    if np.shape(c) != expected:
+        raise ValueError(
+            f"cost(x0, x1) must return the [n, m] = {list(expected)} matrix of pairwise costs "
+            f"for x0: {tuple(x0.shape)}, x1: {tuple(x1.shape)}; got shape {np.shape(c)}"
+        )
+    return c
 
 
 def _solve_one(cost: np.ndarray, backend: str) -> np.ndarray:

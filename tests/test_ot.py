@@ -191,3 +191,95 @@ def test_vmapped_exact_assignment_solves_each_problem_in_one_callback():
     batched = jax.jit(jax.vmap(jax.vmap(ot.exact_assignment)))(cost.reshape(4, 3, 40, 40))
     np.testing.assert_array_equal(np.asarray(batched).reshape(12, 40), one_by_one)
     assert len({tuple(p) for p in one_by_one}) == 12  # different problems, different answers
+
+
+def _wrap(a):
+    return (a + jnp.pi) % (2 * jnp.pi) - jnp.pi
+
+
+def _circle_cost(a, b):
+    """Squared geodesic distance on the unit circle between angles: `[n], [m] -> [n, m]`."""
+    return _wrap(a[:, None] - b[None, :]) ** 2
+
+
+def _circle_pairs_cost(a, b):
+    return float(jnp.sum(_wrap(a - b) ** 2))
+
+
+def test_exact_coupling_is_optimal_under_a_geodesic_cost():
+    """Angles on an arc across the wrap-around at pi, and the same points rotated by 0.3 and
+    shuffled. Under the squared geodesic distance the rotation is the optimal pairing (on the
+    arc the circle is a line, where the monotone pairing is optimal for a convex cost); the
+    Euclidean cost on the angles sees the points on either side of pi as far apart."""
+    x0 = _wrap(jnp.pi + jnp.array([-0.5, -0.35, -0.2, -0.1, 0.15, 0.4]))
+    rotated = _wrap(x0 + 0.3)
+    x1 = rotated[jnp.array([3, 0, 5, 1, 4, 2])]
+    c = np.asarray(_circle_cost(x0, x1), np.float64)
+    perms = [list(p) for p in itertools.permutations(range(6))]
+    brute = min(c[range(6), p].sum() for p in perms)
+    assert brute == pytest.approx(6 * 0.3**2, rel=1e-5)
+
+    key = jax.random.key(0)
+    c0, c1, _ = jax.jit(couplings.ot_coupling("exact", cost=_circle_cost))(key, x0, x1)
+    np.testing.assert_array_equal(c0, x0)
+    np.testing.assert_array_equal(c1, rotated)
+    e0, e1, _ = couplings.ot_coupling("exact")(key, x0, x1)  # squared Euclidean on the angles
+    assert not np.array_equal(e1, rotated)
+    assert _circle_pairs_cost(e0, e1) > 3 * brute
+
+    # with replacement: every drawn pair is a pair of the optimal (rotation) pairing
+    c0, c1, _ = couplings.ot_coupling("exact", replace=True, cost=_circle_cost)(key, x0, x1)
+    np.testing.assert_allclose(_wrap(c1 - c0), 0.3, atol=1e-5)
+
+    # within classes: the optimum, under the geodesic cost, over class-respecting pairings
+    y1, y0 = jnp.array([0, 0, 0, 1, 1, 1]), jnp.array([0, 1, 0, 1, 0, 1])
+    allowed = [p for p in perms if all(y0[i] == y1[p[i]] for i in range(6))]
+    restricted = min(c[range(6), p].sum() for p in allowed)
+    assert restricted > brute + 0.1  # the rotation does not respect the classes
+    coupling = couplings.ot_coupling("exact", within="y", cost=_circle_cost)
+    c0, c1, labels = jax.jit(coupling)(key, x0, x1, y=y1, y0=y0)
+    np.testing.assert_array_equal(labels["y"], y0)
+    assert _circle_pairs_cost(c0, c1) == pytest.approx(restricted, rel=1e-5)
+
+
+@pytest.mark.parametrize("solver", ["auction", "sinkhorn"])
+def test_device_solvers_are_near_optimal_under_a_geodesic_cost(solver):
+    """Two clusters of angles straddling the wrap-around: the auction's permutation is within
+    its `n * eps * mean(cost)` guarantee of the geodesic optimum, sinkhorn's plan has uniform
+    marginals and near-optimal cost, and the pairs drawn from it are near-optimal; with the
+    Euclidean cost on the angles either solver pairs far worse."""
+    n = 128
+    x0 = _wrap(jnp.pi + 0.5 * jax.random.normal(jax.random.key(0), (n,)))
+    x1 = _wrap(jnp.pi + 0.6 + 0.5 * jax.random.normal(jax.random.key(1), (n,)))
+    c = _circle_cost(x0, x1)
+    rows, cols = linear_sum_assignment(np.asarray(c, np.float64))
+    optimum = float(np.asarray(c, np.float64)[rows, cols].sum())
+    options = {"reg": 0.02} if solver == "sinkhorn" else {}
+    key = jax.random.key(2)
+    c0, c1, _ = jax.jit(couplings.ot_coupling(solver, cost=_circle_cost, **options))(key, x0, x1)
+    e0, e1, _ = jax.jit(couplings.ot_coupling(solver, **options))(key, x0, x1)
+    if solver == "auction":
+        np.testing.assert_array_equal(c0, x0)
+        np.testing.assert_array_equal(np.sort(c1), np.sort(x1))  # a permutation of x1
+        assert (
+            optimum
+            <= _circle_pairs_cost(c0, c1)
+            <= optimum + n * 5e-3 * float(jnp.mean(c)) * (1 + 1e-5)
+        )
+    else:
+        plan = ot.sinkhorn(c, 0.02, tol=1e-6)
+        np.testing.assert_allclose(plan.sum(1), 1 / n, rtol=1e-4)
+        np.testing.assert_allclose(plan.sum(0), 1 / n, rtol=1e-4)
+        assert optimum <= n * float(jnp.sum(plan * c)) < 1.05 * optimum
+        assert _circle_pairs_cost(c0, c1) < 1.25 * optimum  # n pairs drawn from the plan
+    assert _circle_pairs_cost(e0, e1) > 1.5 * optimum
+
+
+def test_a_cost_of_the_wrong_shape_is_an_error():
+    x0, x1 = _clouds(6)
+
+    def diagonal(a, b):  # pairs a_i with b_i only: [n], not [n, m]
+        return jnp.sum((a - b) ** 2, axis=-1)
+
+    with pytest.raises(ValueError, match=r"\[n, m\] = \[6, 6\].*got shape \(6,\)"):
+        jax.jit(couplings.ot_coupling("exact", cost=diagonal))(jax.random.key(0), x0, x1)
