@@ -1,7 +1,11 @@
 """Classifier-free guidance for flow matching (Ho & Salimans 2022; Guided Flows, Zheng et al.
 2023): train one network on labels that are sometimes dropped to a null class, then follow the
 guided field `v_w = (1 - w) v(x, t, null) + w v(x, t, y)` (w = 1: conditional, w = 0:
-unconditional, w > 1: guided)."""
+unconditional, w > 1: guided).
+
+The null class is the label `NULL_LABEL` (-1): our models (`flowjax.models`) read it, like
+`y=None`, as the extra row `num_classes` of their label table (a label equal to `num_classes`
+selects that row too), so that dropping and guiding need not know the number of classes."""
 
 from collections.abc import Callable
 from typing import Any
@@ -11,12 +15,14 @@ import jax.numpy as jnp
 
 from flowjax._utils import Array, batch_time
 
+NULL_LABEL = -1  # the null class of classifier-free guidance, as our models read labels
+
 
 def drop_labels(
-    key: Array, y: Array, p: float, null_label: int, *, whole_batch: bool = False
+    key: Array, y: Array, p: float, null_label: int = NULL_LABEL, *, whole_batch: bool = False
 ) -> Array:
     """Labels `y: [B]` with each one (or, `whole_batch`, all of them at once, as in Meta's
-    image example) replaced by `null_label` with probability `p`."""
+    image example) replaced by `null_label` (default `NULL_LABEL`) with probability `p`."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"label dropout p must be in [0, 1], got {p}")
     shape = () if whole_batch else y.shape
@@ -26,7 +32,7 @@ def drop_labels(
 def guided(
     v: Callable[..., Array],
     w: float | Array,
-    null_label: int,
+    null_label: int = NULL_LABEL,
     *,
     interval: tuple[float, float] = (0.0, 1.0),
     label: str = "y",
@@ -34,8 +40,9 @@ def guided(
     """The guided field `v_w(params, x, t, **cond)` of a class-conditional `v`.
 
     Each evaluation is one network call on the doubled batch `[x; x]` with labels
-    `[y; null]`. Outside `interval` (t < lo or t > hi) the field is the conditional one
-    (w = 1); with a scalar t that case skips the unconditional half (one call on `x` alone).
+    `[y; null_label]` (default `NULL_LABEL`, which our models read as the null class). Outside
+    `interval` (t < lo or t > hi) the field is the conditional one (w = 1); with a scalar t
+    that case skips the unconditional half (one call on `x` alone).
     `w` may be a traced array (vmap over guidance scales). A Python `w` of 1 (or 0 on the
     whole interval) needs one half only: the field is then one call on `x` alone. Works with
     every sampler and with `log_likelihood`: pass `cond={"y": labels}`.

@@ -5,6 +5,7 @@ import pytest
 from flax import nnx
 
 from flowjax import models
+from flowjax.guidance import NULL_LABEL
 from flowjax.models.dit import DiT, sincos_positions
 from flowjax.models.functional import parameter_count
 
@@ -15,7 +16,8 @@ XL2 = 675_129_632 - 256 * 1152 - (1152 * 16 + 16)
 
 
 def test_parameter_count_matches_the_paper_model():
-    shape = nnx.eval_shape(lambda: DiT((32, 32, 4), size="XL", num_classes=1000, rngs=nnx.Rngs(0)))
+    preset = DiT.PRESETS["XL/2"]
+    shape = nnx.eval_shape(lambda: DiT((32, 32, 4), **preset, num_classes=1000, rngs=nnx.Rngs(0)))
     assert parameter_count(shape) == XL2
 
 
@@ -40,6 +42,10 @@ def test_shapes_zero_init_conditioning_and_null_class():
     assert np.abs(a - b).max() > 1e-3
     null = v(params, x, t, y=jnp.full(4, 10))
     np.testing.assert_allclose(null, v(params, x, t), atol=1e-6)  # y = None: label 10
+    np.testing.assert_array_equal(v(params, x, t, y=jnp.full(4, NULL_LABEL)), null)  # label -1
+    mixed = v(params, x, t, y=jnp.array([0, NULL_LABEL, 2, NULL_LABEL]))
+    np.testing.assert_allclose(mixed[1::2], null[1::2], atol=1e-6)
+    np.testing.assert_allclose(mixed[::2], a[::2], atol=1e-6)
     assert np.abs(a - v(params, x, t + 0.4, y=y)).max() > 1e-3
     grads = jax.grad(lambda p: jnp.sum(v(p, x, t, y=y) ** 2))(params)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))

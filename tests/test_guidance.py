@@ -6,7 +6,7 @@ from flax import nnx
 
 from flowjax import guidance, models, solvers
 
-NULL = 3
+NULL = 3  # the MLP's null row, num_classes: the same class as guidance.NULL_LABEL
 
 
 @pytest.fixture
@@ -108,3 +108,20 @@ def test_label_dropout_per_sample_and_whole_batch():
         guidance.drop_labels(jax.random.key(0), y, 1.5, 10)
     with pytest.raises(ValueError, match="needs the labels"):
         guidance.guided(lambda p, x, t, **c: x, 2.0, 10)(None, y[:, None], 0.5)
+
+
+def test_null_label_default_is_the_models_null_class(field):
+    """`NULL_LABEL` (-1), the default of `guided` and `drop_labels`, is read by our models as
+    the null class: the same fields as with the explicit null label `num_classes`."""
+    assert guidance.NULL_LABEL == -1
+    v, params = field
+    x, y = _batch()
+    t = jnp.linspace(0.0, 1.0, 16)
+    for w in (0.0, 2.5):
+        np.testing.assert_array_equal(
+            guidance.guided(v, w)(params, x, t, y=y), guidance.guided(v, w, NULL)(params, x, t, y=y)
+        )
+    dropped = guidance.drop_labels(jax.random.key(0), y, 0.5)
+    assert set(np.unique(dropped[dropped != y]).tolist()) == {guidance.NULL_LABEL}
+    as_null = jnp.where(dropped == guidance.NULL_LABEL, NULL, dropped)
+    np.testing.assert_array_equal(v(params, x, t, y=dropped), v(params, x, t, y=as_null))

@@ -1,3 +1,7 @@
+import inspect
+import types
+import typing
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -5,6 +9,7 @@ import pytest
 from flax import nnx
 
 from flowjax import models
+from flowjax.guidance import NULL_LABEL
 
 
 @pytest.mark.parametrize("embedding", models.TIME_EMBEDDINGS)
@@ -31,7 +36,16 @@ def test_mlp_class_conditioning_and_null_label():
     x = jnp.ones((4, 2))
     by_label = model(x, 0.5, y=jnp.arange(4))
     assert len({tuple(np.round(r, 5)) for r in np.asarray(by_label)}) == 4
-    np.testing.assert_allclose(model(x, 0.5), model(x, 0.5, y=jnp.full(4, 4)))  # y=None: null class
+    null = model(x, 0.5)  # y=None: the null class, as label NULL_LABEL = -1 and label 4
+    np.testing.assert_array_equal(null, model(x, 0.5, y=jnp.full(4, 4)))
+    np.testing.assert_array_equal(null, model(x, 0.5, y=jnp.full(4, NULL_LABEL)))
+    mixed = model(x, 0.5, y=jnp.array([0, NULL_LABEL, 2, NULL_LABEL]))
+    np.testing.assert_allclose(mixed[1::2], null[1::2], atol=1e-6)
+    np.testing.assert_allclose(mixed[::2], by_label[::2], atol=1e-6)
+    _, params = models.functional(model)
+    assert params["class_embed"]["embedding"].shape == (5, 64)  # the path the trainer reads
+    with pytest.raises(ValueError, match=r"y must have shape \[B\] = \(4,\), got \(4, 1\)"):
+        model(x, 0.5, y=jnp.zeros((4, 1), int))
     with pytest.raises(ValueError, match="without num_classes"):
         models.MLP(2, width=8, depth=1, rngs=nnx.Rngs(0))(x, 0.5, y=jnp.zeros(4, int))
 
@@ -61,3 +75,74 @@ def test_mlp_flattens_image_events():
     model = models.MLP((4, 4, 1), width=16, depth=1, rngs=nnx.Rngs(0))
     x = jnp.ones((3, 4, 4, 1))
     assert model(x, 0.5).shape == (3, 4, 4, 1)
+
+
+# The counts of the MLP before the shared embeddings (same layers, same numbers); the first:
+# 4 x 512, raw time: 3 * 512 + 512 + 3 * (512^2 + 512) + 512 * 2 + 2.
+MLP_COUNTS = [
+    ({}, 791_042),
+    ({"time_embedding": "sinusoidal"}, 823_298),
+    ({"time_embedding": "learned", "num_classes": 10}, 861_058),
+    (
+        {"width": 64, "depth": 3, "time_embedding": "learned", "time_dim": 32, "num_classes": 4},
+        16_226,
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "count"), MLP_COUNTS)
+def test_mlp_parameter_counts(kwargs, count):
+    model = nnx.eval_shape(lambda: models.MLP(2, **kwargs, rngs=nnx.Rngs(0)))
+    assert models.parameter_count(model) == count
+
+
+def test_functional_passes_a_dropout_key_only_to_models_that_take_one():
+    model = models.MLP(2, width=8, depth=1, rngs=nnx.Rngs(0))
+    v, params = models.functional(model)
+    assert not v.takes_key
+    x = jnp.ones((3, 2))
+    np.testing.assert_array_equal(v(params, x, 0.3, key=jax.random.key(0)), v(params, x, 0.3))
+    jitted = jax.jit(v)(params, x, 0.3, key=jax.random.key(1))  # a traced key, dropped
+    np.testing.assert_allclose(jitted, v(params, x, 0.3), rtol=1e-6)
+    with pytest.raises(TypeError):
+        model(x, 0.3, key=jax.random.key(0))  # the module itself takes none
+    dit = lambda: models.DiT((8, 8, 1), depth=1, width=32, heads=2, rngs=nnx.Rngs(0))  # noqa: E731
+    assert not models.functional(nnx.eval_shape(dit))[0].takes_key
+    # the UNet takes one: see tests/test_unet.py::test_dropout_acts_only_with_a_key
+
+
+PLAIN = (int, float, str, bool)
+
+
+def _plain(hint) -> bool:
+    """int, float, str, bool, a tuple of int / float, or a union of these (and None)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return all(a is type(None) or _plain(a) for a in args)
+    if typing.get_origin(hint) is tuple:
+        return len(args) == 2 and args[1] is Ellipsis and args[0] in (int, float)
+    return hint in PLAIN
+
+
+def test_registry_presets_and_parseable_constructors():
+    assert {"mlp": models.MLP, "unet": models.UNet, "dit": models.DiT} == models.MODELS
+    for cls in models.MODELS.values():
+        signature = inspect.signature(cls.__init__)
+        hints = typing.get_type_hints(cls.__init__)
+        first = list(signature.parameters.values())[1]
+        assert first.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD  # the event shape
+        assert first.name in ("dim", "image_shape")
+        keyword = [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
+        for name in set(keyword) - {"rngs", "dtype", "param_dtype"}:
+            assert _plain(hints[name]), (cls.__name__, name, hints[name])
+        assert isinstance(cls.PRESETS, dict)
+        for preset in cls.PRESETS.values():
+            assert set(preset) <= {*keyword, first.name}, (cls.__name__, preset)
+    assert typing.get_type_hints(models.UNet.__init__)["channel_mult"] == tuple[float, ...] | None
+    assert models.UNet.PRESETS is models.UNET_PRESETS
+    assert models.MLP.PRESETS == {}
+    dit = models.DiT.PRESETS
+    assert len(dit) == 12 and dit["XL/2"] == {"size": "XL", "patch": 2}
+    assert dit["S/4"] == {"size": "S", "patch": 4} and set(dit["B/8"]) == {"size", "patch"}
+    s4 = nnx.eval_shape(lambda: models.DiT((32, 32, 4), **dit["S/4"], rngs=nnx.Rngs(0)))
+    assert s4.patch == 4 and len(s4.blocks) == 12 and s4.width == 384

@@ -12,6 +12,7 @@ import pytest
 from flax import nnx
 
 from flowjax import models
+from flowjax.guidance import NULL_LABEL
 from flowjax.models import UNet, parameter_count
 
 # Two levels (down- and upsampling); attention only in the middle block, to compile quickly.
@@ -104,6 +105,10 @@ def test_null_class_and_scalar_time(micro):
     _, f, params, x = micro
     null = f(params, x, 0.3)  # y=None: the null class; a scalar t broadcasts to [B]
     np.testing.assert_allclose(null, f(params, x, jnp.full(2, 0.3), y=jnp.full(2, 3)), rtol=1e-5)
+    np.testing.assert_array_equal(null, f(params, x, 0.3, y=jnp.full(2, NULL_LABEL)))
+    mixed = f(params, x, 0.3, y=jnp.array([1, NULL_LABEL]))
+    np.testing.assert_allclose(mixed[1], null[1], atol=1e-6)
+    np.testing.assert_allclose(mixed[0], f(params, x, 0.3, y=jnp.array([1, 1]))[0], atol=1e-6)
 
 
 def test_bfloat16_compute_matches_float32(micro):
@@ -130,7 +135,8 @@ def test_jit_grad_through_functional(micro):
 
 
 def test_dropout_acts_only_with_a_key(micro):
-    _, f, params, x = micro
+    v, f, params, x = micro
+    assert v.takes_key  # `functional` passes the key on (and drops it for models without one)
     a, b = f(params, x, 0.3, key=jax.random.key(0)), f(params, x, 0.3, key=jax.random.key(1))
     assert not np.allclose(a, b, atol=1e-4)
     deterministic = f(params, x, 0.3)
@@ -160,7 +166,7 @@ def test_bad_configs_and_inputs_raise():
     x = jax.ShapeDtypeStruct((2, 16, 16, 1), jnp.float32)
     with pytest.raises(ValueError, match=r"x must have shape \[B, \*\[16, 16, 1\]\]"):
         jax.eval_shape(v, params, jax.ShapeDtypeStruct((2, 16, 16, 3), jnp.float32), 0.5)
-    with pytest.raises(ValueError, match=r"y must have shape \[B\]"):
+    with pytest.raises(ValueError, match=r"y must have shape \[B\] = \(2,\), got \(2, 1\)"):
         jax.eval_shape(v, params, x, 0.5, y=jnp.zeros((2, 1), int))
     v, params = models.functional(abstract(**{**TINY, "num_classes": None}))
     with pytest.raises(ValueError, match="without num_classes"):
@@ -172,9 +178,13 @@ def test_initialization_zeroes_the_output_convolutions():
     output at 0. (Initialized under jit with "rbg" keys, which compile much faster on a CPU.)"""
     rngs = lambda: nnx.Rngs(jax.random.key(0, impl="rbg"))  # noqa: E731
     params = jax.jit(lambda: nnx.state(UNet(**MICRO, rngs=rngs()), nnx.Param))()
+    assert params["class_embed"]["embedding"].shape == (4, 128)  # 3 classes and the null row
     zeroed = {"conv2", "proj", "conv_out"}
     for path, p in nnx.to_flat_state(params):
         if path[-2] in zeroed:
             assert not np.any(p[...]), path
         elif path[-1] != "bias":  # biases start at zero everywhere
             assert np.any(p[...]), path
+        if path[-1] == "kernel":  # PyTorch's default: uniform, |w| <= 1 / sqrt(fan_in)
+            fan_in = np.prod(p.shape[:-1])
+            assert np.abs(p[...]).max() <= 1 / np.sqrt(fan_in), path

@@ -22,10 +22,10 @@ from flax import nnx
 
 from flowjax import models
 
-# Our layer names -> TorchCFM's (module paths inside the wrapper).
+# Our module paths -> TorchCFM's (module paths inside the wrapper).
 TOP = {
-    "time_in": "time_embed.0",
-    "time_out": "time_embed.2",
+    "time_embed.branches.0.hidden": "time_embed.0",
+    "time_embed.branches.0.out": "time_embed.2",
     "class_embed": "label_emb",
     "conv_in": "input_blocks.0.0",
     "norm_out": "out.0",
@@ -68,8 +68,8 @@ def torch_key(path: tuple) -> str:
     """Our parameter path, e.g. `('down', 3, 0, 'conv1', 'kernel')` -> TorchCFM's state_dict
     key, `input_blocks.4.0.in_layers.2.weight`."""
     *modules, leaf = path
-    if modules[0] in TOP:
-        return f"{TOP[modules[0]]}.{LEAF[leaf]}"
+    if (name := ".".join(map(str, modules))) in TOP:
+        return f"{TOP[name]}.{LEAF[leaf]}"
     group, *index, layer = modules
     if group == "down":
         prefix = f"input_blocks.{index[0] + 1}.{index[1]}"  # input_blocks.0 is conv_in

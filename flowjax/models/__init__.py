@@ -1,19 +1,30 @@
-"""Flax NNX velocity fields and the bridge to pure callables."""
+"""Flax NNX velocity fields and the bridge to pure callables.
+
+`MODELS` names the model classes for a config system: each is built as
+`cls(event_shape, **keyword_arguments, rngs=...)` (keyword-only arguments with plain type hints:
+int, float, str, bool, tuples of them, or `| None`), and has named configurations in
+`cls.PRESETS`.
+"""
 
 from flowjax.models.dit import DIT_SIZES, DiT
-from flowjax.models.embeddings import sinusoidal_embedding
+from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding, sinusoidal_embedding
 from flowjax.models.functional import Functional, functional, parameter_count
 from flowjax.models.mlp import ACTIVATIONS, MLP, TIME_EMBEDDINGS
 from flowjax.models.unet import UNET_PRESETS, UNet
+
+MODELS: dict[str, type[MLP | UNet | DiT]] = {"mlp": MLP, "unet": UNet, "dit": DiT}
 
 __all__ = [
     "ACTIVATIONS",
     "DIT_SIZES",
     "MLP",
+    "MODELS",
     "TIME_EMBEDDINGS",
     "UNET_PRESETS",
     "DiT",
     "Functional",
+    "LabelEmbedding",
+    "TimeEmbedding",
     "UNet",
     "functional",
     "parameter_count",

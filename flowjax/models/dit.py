@@ -2,8 +2,10 @@
 transformer blocks conditioned on (t, y) through adaLN-Zero, unpatchify.
 
 Sizes of the paper: `DIT_SIZES["S"]` (12 blocks, width 384, 6 heads), `"B"` (12, 768, 12),
-`"L"` (24, 1024, 16), `"XL"` (28, 1152, 16); "S/2" means patch size 2.
+`"L"` (24, 1024, 16), `"XL"` (28, 1152, 16); "S/2" means patch size 2 (`DiT.PRESETS`).
 """
+
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,7 @@ import numpy as np
 from flax import nnx
 
 from flowjax._utils import Array, batch_time
-from flowjax.models.embeddings import sinusoidal_embedding
+from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding
 
 DIT_SIZES = {
     "S": {"depth": 12, "width": 384, "heads": 6},
@@ -70,10 +72,17 @@ class DiTBlock(nnx.Module):
 class DiT(nnx.Module):
     """`v(x, t, y=None)`: `x [B, H, W, C]`, `t [B]` (or scalar), labels `y [B]` -> `[B, H, W, C]`.
 
-    `size` is one of `DIT_SIZES` (or pass depth / width / heads). With `num_classes`, label
-    `num_classes` (or `y=None`) is the null class of classifier-free guidance. `dtype` is the
+    `size` is one of `DIT_SIZES` (or pass depth / width / heads). The conditioning `c` is
+    `TimeEmbedding` (sinusoidal features of `1000 t`, 256 of them, -> Linear -> SiLU -> Linear
+    to `width`) plus, with `num_classes`, `LabelEmbedding`; label `NULL_LABEL` = -1 (or
+    `num_classes`, or `y=None`) is the null class of classifier-free guidance. `dtype` is the
     compute dtype (e.g. bfloat16; parameters stay float32, layer norms run in float32).
+    `PRESETS` are the paper's models, "S/2" ... "XL/8": `dict(size=..., patch=...)`.
     """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        f"{size}/{patch}": dict(size=size, patch=patch) for size in DIT_SIZES for patch in (2, 4, 8)
+    }
 
     def __init__(
         self,
@@ -106,9 +115,9 @@ class DiT(nnx.Module):
         zeros = nnx.initializers.zeros_init()
         self.embed = linear(patch * patch * channels, width)
         self.width = width
-        self.time_in, self.time_out = linear(256, width), linear(width, width)
+        self.time_embed = TimeEmbedding(dim=256, width=width, dtype=dtype, rngs=rngs)
         if num_classes is not None:
-            self.label_embed = nnx.Embed(num_classes + 1, width, dtype=dtype, rngs=rngs)
+            self.label_embed = LabelEmbedding(num_classes, width, dtype=dtype, rngs=rngs)
         self.blocks = nnx.List(
             [DiTBlock(width, heads, mlp_ratio, dtype=dtype, rngs=rngs) for _ in range(depth)]
         )
@@ -130,18 +139,15 @@ class DiT(nnx.Module):
         x = x.reshape(x.shape[0], h // p, w // p, p, p, c).transpose(0, 1, 3, 2, 4, 5)
         return x.reshape(x.shape[0], h, w, c)
 
-    def __call__(self, x: Array, t: Array, y: Array | None = None) -> Array:
+    def __call__(self, x: Array, t: Array | float, y: Array | None = None) -> Array:
         if x.shape[1:] != self.image_shape:
             raise ValueError(f"x must have shape [B, *{list(self.image_shape)}], got {x.shape}")
         t = batch_time(t, x)
         positions = sincos_positions(self.image_shape[0] // self.patch, self.width)
         tokens = self.embed(self._patchify(x.astype(self.dtype))) + positions.astype(self.dtype)
-        c = self.time_out(
-            jax.nn.silu(self.time_in(sinusoidal_embedding(t, 256).astype(self.dtype)))
-        )
+        c = self.time_embed(t)
         if self.num_classes is not None:
-            labels = jnp.full(x.shape[:1], self.num_classes) if y is None else y
-            c = c + self.label_embed(labels)
+            c = c + self.label_embed(y, x.shape[0])
         elif y is not None:
             raise ValueError("y was given but the DiT was built without num_classes")
         for block in self.blocks:

@@ -3,13 +3,14 @@
 import itertools
 import math
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from flowjax._utils import Array, batch_time, check_choice
-from flowjax.models.embeddings import sinusoidal_embedding
+from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "silu": jax.nn.silu,
@@ -31,9 +32,12 @@ class MLP(nnx.Module):
     The input layer sees `[x, embed(t), embed(y)]`, followed by `depth` hidden layers of `width`
     units. Time embeddings: "raw" (t itself, as TorchCFM's and Meta's 2-D examples), "sinusoidal"
     (fixed features, `time_dim`), "learned" (t -> Linear -> act -> Linear, `time_dim`).
-    With `num_classes`, labels are embedded; label `num_classes` (or `y=None`) is the null
-    class used by classifier-free guidance.
+    With `num_classes`, labels are embedded (`LabelEmbedding`, `class_dim` features); label
+    `NULL_LABEL` = -1 (or `num_classes`, or `y=None`) is the null class of classifier-free
+    guidance.
     """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(
         self,
@@ -56,35 +60,31 @@ class MLP(nnx.Module):
         self.event_shape = (dim,) if isinstance(dim, int) else tuple(dim)
         self.num_classes = num_classes
         dim = math.prod(self.event_shape)
-        self.activation, self.time_embedding, self.time_dim = activation, time_embedding, time_dim
+        self.activation = activation
         linear = lambda i, o: nnx.Linear(i, o, dtype=dtype, rngs=rngs)  # noqa: E731
-        if time_embedding == "learned":
-            self.time_in, self.time_out = linear(1, time_dim), linear(time_dim, time_dim)
-        t_features = 1 if time_embedding == "raw" else time_dim
+        self.time_embed = TimeEmbedding(
+            "raw" if time_embedding == "learned" else time_embedding,
+            dim=time_dim,
+            width=time_dim if time_embedding == "learned" else None,
+            activation=ACTIVATIONS[activation],
+            dtype=dtype,
+            rngs=rngs,
+        )
         c_features = 0
         if num_classes is not None:
-            self.class_embed = nnx.Embed(num_classes + 1, class_dim, dtype=dtype, rngs=rngs)
+            self.class_embed = LabelEmbedding(num_classes, class_dim, dtype=dtype, rngs=rngs)
             c_features = class_dim
-        sizes = [dim + t_features + c_features] + [width] * depth
+        sizes = [dim + self.time_embed.out_features + c_features] + [width] * depth
         self.hidden = nnx.List([linear(i, o) for i, o in itertools.pairwise(sizes)])
         self.out = linear(width, dim)
 
-    def _embed_time(self, t: Array) -> Array:
-        act = ACTIVATIONS[self.activation]
-        if self.time_embedding == "raw":
-            return t[:, None]
-        if self.time_embedding == "sinusoidal":
-            return sinusoidal_embedding(t, self.time_dim)
-        return self.time_out(act(self.time_in(t[:, None])))
-
-    def __call__(self, x: Array, t: Array, y: Array | None = None) -> Array:
+    def __call__(self, x: Array, t: Array | float, y: Array | None = None) -> Array:
         if x.shape[1:] != self.event_shape:
             raise ValueError(f"x must have shape [B, *{list(self.event_shape)}], got {x.shape}")
         t = batch_time(t, x).astype(x.dtype)
-        features = [x.reshape(x.shape[0], -1), self._embed_time(t).astype(x.dtype)]
+        features = [x.reshape(x.shape[0], -1), self.time_embed(t).astype(x.dtype)]
         if self.num_classes is not None:
-            labels = jnp.full(x.shape[:1], self.num_classes) if y is None else y
-            features.append(self.class_embed(labels).astype(x.dtype))
+            features.append(self.class_embed(y, x.shape[0]).astype(x.dtype))
         elif y is not None:
             raise ValueError("y was given but the MLP was built without num_classes")
         h = jnp.concatenate(features, axis=-1)

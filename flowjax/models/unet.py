@@ -6,15 +6,15 @@ Same architecture, parameter count and attention semantics as TorchCFM's `UNetMo
 
 import dataclasses
 import itertools
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from flowjax._utils import Array, batch_time
-from flowjax.models.embeddings import sinusoidal_embedding
+from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding
 
 NUM_GROUPS = 32  # GroupNorm groups, as in ADM
 
@@ -214,7 +214,7 @@ class Upsample(nnx.Module):
         return self.conv(_upsample(x))
 
 
-def _parse_resolutions(resolutions: Sequence[int] | str) -> tuple[int, ...]:
+def _parse_resolutions(resolutions: tuple[int, ...] | str) -> tuple[int, ...]:
     if isinstance(resolutions, str):
         return tuple(int(r) for r in resolutions.split(",") if r.strip())
     return tuple(int(r) for r in resolutions)
@@ -232,16 +232,20 @@ class UNet(nnx.Module):
     string "16,8" (downsampling rate `H // res`; unlike TorchCFM, a resolution that no level
     reaches is an error). Heads: `channels // num_head_channels` when given, else `num_heads`.
 
-    Time: sinusoidal features of `time_scale * t` (max period 10,000; TorchCFM feeds t in
-    [0, 1] unscaled, `time_scale=1`; ADM's integer diffusion steps would be `1000`), then
-    Linear -> SiLU -> Linear to `4 * model_channels`. With `num_classes`, a label embedding is
-    added; label `num_classes` (or `y=None`) is the null class for classifier-free guidance, so
-    the table has `num_classes + 1` rows (TorchCFM's has `num_classes`).
+    Time (`TimeEmbedding`): sinusoidal features of `time_scale * t` (max period 10,000;
+    TorchCFM feeds t in [0, 1] unscaled, `time_scale=1`; ADM's integer diffusion steps would be
+    `1000`), then Linear -> SiLU -> Linear to `4 * model_channels`. With `num_classes`, a label
+    embedding (`LabelEmbedding`, N(0, 1) rows) is added; label `NULL_LABEL` = -1 (or
+    `num_classes`, or `y=None`) is the null class for classifier-free guidance, so the table has
+    `num_classes + 1` rows (TorchCFM's has `num_classes`).
 
     Dropout acts only when a PRNG `key` is passed (training); without one the network is
     deterministic. Parameters are `param_dtype`; convolutions, linears and attention compute in
     `dtype` (e.g. bfloat16), group norms in float32. Output convolutions start at zero (ADM).
+    `PRESETS` (= `UNET_PRESETS`) holds named configurations, image shape included.
     """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = UNET_PRESETS
 
     def __init__(
         self,
@@ -249,8 +253,8 @@ class UNet(nnx.Module):
         *,
         model_channels: int = 128,
         num_res_blocks: int = 2,
-        channel_mult: Sequence[float] | None = None,
-        attention_resolutions: Sequence[int] | str = (16,),
+        channel_mult: tuple[float, ...] | None = None,
+        attention_resolutions: tuple[int, ...] | str = (16,),
         num_heads: int = 1,
         num_head_channels: int | None = None,
         dropout: float = 0.0,
@@ -315,15 +319,22 @@ class UNet(nnx.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
         self.image_shape = (height, width, c_image)
-        self.model_channels, self.time_scale = model_channels, time_scale
-        self.num_classes = num_classes
+        self.model_channels, self.num_classes = model_channels, num_classes
         make = _Make(dtype, param_dtype, rngs)
         emb_dim = 4 * model_channels
-        self.time_in = make.linear(model_channels, emb_dim)
-        self.time_out = make.linear(emb_dim, emb_dim)
+        self.time_embed = TimeEmbedding(
+            dim=model_channels,
+            scale=time_scale,
+            width=emb_dim,
+            activation=nnx.silu,
+            kernel_init=_kernel_init,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
         if num_classes is not None:
-            self.class_embed = nnx.Embed(
-                num_classes + 1,
+            self.class_embed = LabelEmbedding(
+                num_classes,
                 emb_dim,
                 embedding_init=nnx.initializers.normal(1.0),
                 dtype=dtype,
@@ -379,24 +390,19 @@ class UNet(nnx.Module):
 
     @classmethod
     def from_preset(cls, name: str, *, rngs: nnx.Rngs, **overrides: Any) -> "UNet":
-        """A network of `UNET_PRESETS[name]`, with some arguments overridden."""
-        if name not in UNET_PRESETS:
-            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(UNET_PRESETS)}")
-        return cls(**{**UNET_PRESETS[name], **overrides}, rngs=rngs)
+        """A network of `PRESETS[name]`, with some arguments overridden."""
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(cls.PRESETS)}")
+        return cls(**{**cls.PRESETS[name], **overrides}, rngs=rngs)
 
     def __call__(
         self, x: Array, t: Array | float, y: Array | None = None, *, key: Array | None = None
     ) -> Array:
         if x.shape[1:] != self.image_shape:
             raise ValueError(f"x must have shape [B, *{list(self.image_shape)}], got {x.shape}")
-        t = batch_time(t, x)
-        features = sinusoidal_embedding(t, self.model_channels, scale=self.time_scale)
-        emb = self.time_out(nnx.silu(self.time_in(features)))
+        emb = self.time_embed(batch_time(t, x))
         if self.num_classes is not None:
-            labels = jnp.full(x.shape[:1], self.num_classes) if y is None else jnp.asarray(y)
-            if labels.shape != x.shape[:1]:
-                raise ValueError(f"y must have shape [B] = {x.shape[:1]}, got {labels.shape}")
-            emb = emb + self.class_embed(labels)
+            emb = emb + self.class_embed(y, x.shape[0])
         elif y is not None:
             raise ValueError("y was given but the UNet was built without num_classes")
         keys = (None if key is None else jax.random.fold_in(key, i) for i in itertools.count())
