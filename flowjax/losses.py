@@ -7,17 +7,14 @@ import jax
 import jax.numpy as jnp
 
 from flowjax._utils import Array, check_choice, check_same_shape
+from flowjax.contracts import Source
 from flowjax.couplings import independent
 from flowjax.paths.affine import AffinePath
 from flowjax.paths.noisy import NoisyPath
+from flowjax.sources import STANDARD_NORMAL
 from flowjax.time_samplers import Uniform
 
 LOSS_TARGETS = ("velocity", "x1", "x0", "epsilon")
-
-
-def standard_normal(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
-    """The default source: x0 ~ N(0, I)."""
-    return jax.random.normal(key, shape, dtype)
 
 
 def cfm_loss(
@@ -32,7 +29,7 @@ def cfm_loss(
     time_sampler: Callable[[Array, tuple[int, ...]], Array] | None = None,
     weighting: Callable[[Array], Array] | None = None,
     coupling: Callable[..., tuple[Array, Array, dict]] = independent,
-    source: Callable[..., Array] = standard_normal,
+    source: Source = STANDARD_NORMAL,
     x0: Array | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """Conditional FM loss `E_t w(t) ||f(x_t, t) - target||^2` (mean over batch and event).
@@ -48,7 +45,8 @@ def cfm_loss(
       time_sampler: `(key, shape) -> t`, uniform by default.
       weighting: `t [B] -> w [B]` (None: w = 1).
       coupling: `(key, x0, x1, **cond) -> (x0, x1, cond)`, independent by default.
-      source: `(key, shape, dtype) -> x0`, used unless `x0` is given.
+      source: the distribution of x0 in the path's formula (standard normal noise for the
+        Gaussian paths), sampled unless `x0` is given.
 
     Returns:
       The scalar loss and auxiliary metrics (unweighted mse, rms of target and prediction).
@@ -57,7 +55,7 @@ def cfm_loss(
     k_source, k_coupling, k_time = jax.random.split(key, 3)
     k_path = jax.random.fold_in(key, 3)
     if x0 is None:
-        x0 = source(k_source, x1.shape, x1.dtype)
+        x0 = source.sample(k_source, x1.shape, x1.dtype)
     check_same_shape(x0, x1, "x0,x1")
     x0, x1, cond = coupling(k_coupling, x0, x1, **(cond or {}))
     t = (time_sampler or Uniform())(k_time, x1.shape[:1])

@@ -49,3 +49,6 @@ class EDMLogNormal:
     def __call__(self, key: Array, shape: tuple[int, ...]) -> Array:
         sigma = jnp.exp(self.p_mean + self.p_std * jax.random.normal(key, shape))
         return jnp.clip(1.0 / (1.0 + sigma), self.eps, 1.0)
+
+
+TIME_SAMPLERS = {"uniform": Uniform, "logit_normal": LogitNormal, "edm": EDMLogNormal}

@@ -8,6 +8,7 @@ a_t = (alpha d_alpha lam + sigma d_sigma) / (alpha^2 lam + sigma^2).
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -60,3 +61,18 @@ class GaussianTarget:
         z = (x - mean) @ self.q
         d = x.shape[1]
         return -0.5 * jnp.sum(z**2 / var + jnp.log(var), axis=1) - 0.5 * d * math.log(2 * math.pi)
+
+
+class Marginal:
+    """The path's marginal p_t of a `GaussianTarget` as a `flowjax.contracts.Source`."""
+
+    def __init__(self, target, scheduler, t):
+        self.target, self.scheduler, self.t = target, scheduler, t
+
+    def sample(self, key, shape, dtype=jnp.float32):
+        c, var = self.target.variances(self.scheduler, jnp.full(shape[:1], self.t))
+        z = np.asarray(jnp.sqrt(var)) * np.asarray(jax.random.normal(key, shape))
+        return jnp.asarray(c.alpha * self.target.mu + z @ self.target.q.T, dtype)
+
+    def log_prob(self, x):
+        return self.target.log_prob(x, self.scheduler, jnp.full(x.shape[:1], self.t))

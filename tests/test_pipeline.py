@@ -2,7 +2,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from flowjax.data import pipeline, sources
+from flowjax.data import pipeline, records
 from flowjax.train.sharding import batch_sharding
 
 MESH = Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("data", "fsdp"))
@@ -10,7 +10,7 @@ MESH = Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("data", "fsdp"))
 
 def _source(n=20):
     images = (np.arange(n * 4 * 4) % 256).reshape(n, 4, 4, 1).astype(np.uint8)
-    return sources.ArraySource(image=images, label=np.arange(n, dtype=np.int32))
+    return records.ArraySource(image=images, label=np.arange(n, dtype=np.int32))
 
 
 def _batches(source=None, flip=False, dequantize=True, seed=0, batch=4, **kw):
@@ -91,7 +91,7 @@ def test_worker_processes_give_the_same_batches():
 def test_text_windows_batch_as_tokens(tmp_path):
     path = tmp_path / "text.txt"
     path.write_text("abcdefgh" * 50)
-    text = sources.TextWindows(path, 8)
+    text = records.TextWindows(path, 8)
     it = pipeline.GrainBatches(
         text,
         batch_size=4,

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from flowjax.data import sources
+from flowjax.data import records
 from flowjax.data.pipeline import GrainBatches, ImageToFloat
 from flowjax.train.sharding import batch_sharding
 
@@ -45,13 +45,13 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     args = p.parse_args()
     start = time.perf_counter()
-    cifar = sources.image_folder(DATA / "cifar10-jpeg", "train")
+    cifar = records.image_folder(DATA / "cifar10-jpeg", "train")
     read_s = time.perf_counter() - start
     start = time.perf_counter()
     cifar_cached = cifar.decoded()
     decode_s = time.perf_counter() - start
     cases = [
-        ("MNIST (IDX, in memory)", sources.mnist(DATA / "mnist"), False),
+        ("MNIST (IDX, in memory)", records.mnist(DATA / "mnist"), False),
         ("CIFAR-10 JPEG, decoded per record", cifar, True),
         ("CIFAR-10 JPEG, decoded cache", cifar_cached, True),
     ]

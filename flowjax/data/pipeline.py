@@ -1,6 +1,6 @@
 """grain input pipelines: deterministic shuffling, per-process shards, augmentation, prefetch.
 
-`GrainBatches(source, ...)` reads records (see `sources.py`), shuffles them with `seed` (a new
+`GrainBatches(source, ...)` reads records (see `records.py`), shuffles them with `seed` (a new
 order every epoch), keeps this process's share, turns images into float32 in [-1, 1] (with
 uniform dequantization and random horizontal flips, both drawn per record from the seed, so a
 resumed run sees the same pixels), batches, prefetches (threads, or `workers` processes) and

@@ -1,9 +1,11 @@
 """Probability paths: schedulers, affine Gaussian paths and parameterization conversions."""
 
-from flowjax.paths.affine import PARAMETERIZATIONS, AffinePath, PathSample, as_velocity
-from flowjax.paths.noisy import BrownianBridge, Constant, NoisyPath
+from flowjax.contracts import PathSample
+from flowjax.paths.affine import PARAMETERIZATIONS, AffinePath, as_velocity
+from flowjax.paths.noisy import NOISES, BrownianBridge, Constant, NoisyPath
 from flowjax.paths.schedule_change import change_scheduler
 from flowjax.paths.schedulers import (
+    SCHEDULERS,
     VE,
     VP,
     Coefficients,
@@ -15,7 +17,9 @@ from flowjax.paths.schedulers import (
 )
 
 __all__ = [
+    "NOISES",
     "PARAMETERIZATIONS",
+    "SCHEDULERS",
     "VE",
     "VP",
     "AffinePath",

@@ -12,19 +12,15 @@ Knowing `x_t = alpha_t x_1 + sigma_t x_0` as well, any prediction determines `x_
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
+
+import jax.numpy as jnp
 
 from flowjax._utils import Array, check_choice, check_same_shape, expand_time, pytree_dataclass
+from flowjax.contracts import PathSample
 from flowjax.paths.schedulers import Coefficients, Scheduler
 
 PARAMETERIZATIONS = ("velocity", "x1", "x0", "epsilon", "score")
-
-
-class PathSample(NamedTuple):
-    """A point on the conditional path and its time derivative, both `[B, *event]`."""
-
-    x_t: Array
-    dx_t: Array
 
 
 def _components(kind: str, c: Coefficients) -> tuple[Any, Any]:
@@ -71,6 +67,16 @@ class AffinePath:
         p_b, q_b = _components(dst, c)
         det = p_a * c.sigma - q_a * c.alpha
         return ((p_b * c.sigma - q_b * c.alpha) * pred + (q_b * p_a - p_b * q_a) * x_t) / det
+
+    def conversion_scale(self, t: Array, *, src: str, dst: str, floor: float = 0.0) -> Array:
+        """`|d dst / d src|: [B]`, the factor by which `convert` scales a `src` prediction (and
+        its error) at `t: [B]`, with the 2x2 determinant floored at `floor` in magnitude (it
+        vanishes where the conversion is singular, e.g. x1 -> velocity at sigma_t = 0)."""
+        c = self.scheduler(t)
+        p_a, q_a = _components(src, c)
+        p_b, q_b = _components(dst, c)
+        det = jnp.maximum(jnp.abs(p_a * c.sigma - q_a * c.alpha), floor)
+        return jnp.abs(p_b * c.sigma - q_b * c.alpha) / det
 
     # Named conversions: `path.velocity_from_x1(x1, x_t, t)` and so on.
     velocity_from_x1 = functools.partialmethod(convert, src="x1", dst="velocity")

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from flowjax._utils import Array, check_same_shape, expand_time, pytree_dataclass
-from flowjax.paths.affine import PathSample
+from flowjax.contracts import PathSample
 from flowjax.paths.schedulers import Scheduler
 
 
@@ -55,3 +55,6 @@ class NoisyPath:
         return PathSample(
             c.alpha * x1 + c.sigma * x0 + s * eps, c.d_alpha * x1 + c.d_sigma * x0 + ds * eps
         )
+
+
+NOISES = {"constant": Constant, "brownian_bridge": BrownianBridge}

@@ -210,3 +210,13 @@ class VE(Scheduler):
 
     def snr_inverse(self, snr: Array) -> Array:
         return 1.0 + jnp.log(snr * self.sigma_min) / jnp.log(self.sigma_max / self.sigma_min)
+
+
+SCHEDULERS: dict[str, type[Scheduler]] = {
+    "condot": CondOT,
+    "polynomial": Polynomial,
+    "vp": VP,
+    "linear_vp": LinearVP,
+    "cosine": Cosine,
+    "ve": VE,
+}

@@ -1,5 +1,6 @@
 """ODE sampling and likelihoods on Diffrax."""
 
+from flowjax.solvers.fixed import TABLEAUS, fixed_step, rk_step
 from flowjax.solvers.likelihood import (
     DIVERGENCES,
     PROBES,
@@ -7,7 +8,6 @@ from flowjax.solvers.likelihood import (
     exact_divergence,
     hutchinson_divergence,
     log_likelihood,
-    standard_normal_log_prob,
 )
 from flowjax.solvers.ode import (
     BATCH_MODES,
@@ -29,13 +29,15 @@ __all__ = [
     "OPTIONS",
     "PROBES",
     "RK4",
+    "TABLEAUS",
     "Solution",
     "SolveStats",
     "draw_probes",
     "exact_divergence",
+    "fixed_step",
     "hutchinson_divergence",
     "integrate",
     "log_likelihood",
+    "rk_step",
     "sample",
-    "standard_normal_log_prob",
 ]

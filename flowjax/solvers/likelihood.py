@@ -17,18 +17,12 @@ import jax
 import jax.numpy as jnp
 
 from flowjax._utils import Array, call_field, check_choice
+from flowjax.contracts import Source
 from flowjax.solvers.ode import Solution, check_options, integrate
+from flowjax.sources import STANDARD_NORMAL
 
 DIVERGENCES = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
-
-
-def standard_normal_log_prob(x: Array) -> Array:
-    """log N(x; 0, I) summed over the event: `[B, *event] -> [B]`."""
-    d = math.prod(x.shape[1:])
-    return -0.5 * jnp.sum(jnp.square(x).reshape(x.shape[0], -1), axis=1) - 0.5 * d * math.log(
-        2 * math.pi
-    )
 
 
 def exact_divergence(
@@ -89,10 +83,10 @@ def log_likelihood(
     probe: str = "rademacher",
     num_probes: int = 1,
     chunk_size: int | None = 128,
-    log_p0: Callable[[Array], Array] = standard_normal_log_prob,
+    source: Source = STANDARD_NORMAL,
     **solver_options: Any,
 ) -> tuple[Array, Solution]:
-    """`log p_1(x1): [B]` of the flow of `v(params, x, t, **cond)` from source density `log_p0`.
+    """`log p_1(x1): [B]` of the flow of `v(params, x, t, **cond)` from `source` at t = 0.
 
     Args:
       x1: data `[B, *event]`, at time `t0` of the solve (default 1; pass `t0`/`t1` in
@@ -139,4 +133,4 @@ def log_likelihood(
     delta0 = jnp.zeros(x1.shape[:1], jnp.float32)
     sol = integrate(field, (x1, delta0), cond=args, **options)
     x0, delta = sol.y
-    return log_p0(x0) + delta, sol
+    return source.log_prob(x0) + delta, sol

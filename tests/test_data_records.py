@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax.data import sources
+from flowjax.data import records
 from tests.shared_data import shared_data
 
 
@@ -15,7 +15,7 @@ def data():
 
 
 def test_mnist_idx_files(data):
-    train, test = sources.mnist(data / "mnist", "train"), sources.mnist(data / "mnist", "test")
+    train, test = records.mnist(data / "mnist", "train"), records.mnist(data / "mnist", "test")
     assert (len(train), len(test)) == (60_000, 10_000)
     record = train[0]
     assert record["image"].shape == (28, 28, 1) and record["image"].dtype == np.uint8
@@ -31,13 +31,13 @@ def test_idx_reader_rejects_other_files(tmp_path):
         struct.pack(">HBB", 0, 8, 1) + struct.pack(">I", 1) + b"\1"
     )
     with pytest.raises(ValueError, match="not an unsigned-byte IDX file"):
-        sources.mnist(tmp_path)
+        records.mnist(tmp_path)
     with pytest.raises(FileNotFoundError, match="no t10k-images-idx3-ubyte"):
-        sources.mnist(tmp_path, "test")
+        records.mnist(tmp_path, "test")
 
 
 def test_cifar_tarball_decodes_with_standard_labels_and_cache(data):
-    images = sources.image_folder(data / "cifar10-jpeg", "test")
+    images = records.image_folder(data / "cifar10-jpeg", "test")
     assert len(images) == 10_000
     assert images[0]["image"].shape == (32, 32, 3) and images[0]["image"].dtype == np.uint8
     assert np.bincount(images.labels).tolist() == [1000] * 10  # airplane..truck, sorted
@@ -53,17 +53,17 @@ def test_image_folder_from_a_directory(tmp_path):
             Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(
                 tmp_path / "train" / cls / f"{i}.png"
             )
-    images = sources.image_folder(tmp_path, "train")
+    images = records.image_folder(tmp_path, "train")
     assert len(images) == 6 and images.labels.tolist() == [0, 0, 0, 1, 1, 1]  # "ant" < "cat"
     lossless = np.asarray(Image.open(tmp_path / "train" / "cat" / "2.png"))
     np.testing.assert_array_equal(images[5]["image"], lossless)
     with pytest.raises(FileNotFoundError, match="no test/ folder"):
-        sources.image_folder(tmp_path, "test")
+        records.image_folder(tmp_path, "test")
 
 
 def test_text_windows_round_trip(data):
     path = data / "tiny-shakespeare" / "input.txt"
-    text = sources.TextWindows(path, 64)
+    text = records.TextWindows(path, 64)
     assert len(text) == len(path.read_text()) // 64 and len(text.vocabulary) == 65
     window = text[10]["tokens"]
     assert window.shape == (64,) and text.decode(window) == path.read_text()[640:704]
@@ -100,9 +100,9 @@ def test_tfds_array_record_without_tensorflow(tmp_path):
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False)
     )
-    source = sources.tfds_source("tiny_digits", tmp_path, "train")
+    source = records.tfds_source("tiny_digits", tmp_path, "train")
     assert len(source) == 6
     values = sorted(int(source[i]["image"][0, 0, 0]) for i in range(6))
     assert values == [0, 10, 20, 30, 40, 50] and source[0]["image"].shape == (8, 8, 1)
     with pytest.raises(FileNotFoundError, match="no prepared TFDS dataset"):
-        sources.tfds_source("mnist", tmp_path)
+        records.tfds_source("mnist", tmp_path)

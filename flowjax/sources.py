@@ -1,0 +1,91 @@
+"""Source distributions: where a flow starts at t = 0 (the `flowjax.contracts.Source` contract).
+
+Each source is a pytree dataclass with `sample(key, shape, dtype) -> [B, *event]` and
+`log_prob(x) -> [B]` (log-density for continuous sources, log-mass for token sources).
+`SOURCES` builds a registered source for a run's data: `SOURCES[name](data_spec)`.
+"""
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from flowjax._utils import Array, pytree_dataclass, static_field
+from flowjax.contracts import DataSpec, Source
+
+
+def _event_sum(a: Array) -> Array:
+    return jnp.sum(a.reshape(a.shape[0], -1), axis=1)
+
+
+@pytree_dataclass
+class Gaussian:
+    """N(0, scale^2 I) over the event (scale = 1: the standard source of Gaussian paths; the
+    variance-exploding path starts from its sigma_max)."""
+
+    scale: float = 1.0
+
+    def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+        return (self.scale * jax.random.normal(key, shape, dtype)).astype(dtype)
+
+    def log_prob(self, x: Array) -> Array:
+        d = math.prod(x.shape[1:])
+        z = x.astype(jnp.float32) / self.scale
+        return -0.5 * _event_sum(jnp.square(z)) - d * (
+            jnp.log(self.scale) + 0.5 * math.log(2 * math.pi)
+        )
+
+
+@pytree_dataclass
+class MaskToken:
+    """Every token is the mask token `mask` (the masked source of discrete flow matching; the
+    mask is usually an extra token, `vocab_size`, beyond the data's vocabulary)."""
+
+    mask: int = static_field()
+
+    def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.int32) -> Array:
+        del key
+        return jnp.full(shape, self.mask, dtype)
+
+    def log_prob(self, x: Array) -> Array:
+        masked = jnp.all((x == self.mask).reshape(x.shape[0], -1), axis=1)
+        return jnp.where(masked, 0.0, -jnp.inf)
+
+
+@pytree_dataclass
+class UniformTokens:
+    """Each token uniform over `[0, vocab_size)`, independently."""
+
+    vocab_size: int = static_field()
+
+    def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.int32) -> Array:
+        return jax.random.randint(key, shape, 0, self.vocab_size, dtype)
+
+    def log_prob(self, x: Array) -> Array:
+        inside = jnp.all(((x >= 0) & (x < self.vocab_size)).reshape(x.shape[0], -1), axis=1)
+        d = math.prod(x.shape[1:])
+        return jnp.where(inside, -d * math.log(self.vocab_size), -jnp.inf)
+
+
+STANDARD_NORMAL = Gaussian()
+
+
+def _tokens(data: DataSpec) -> int:
+    if data.vocab_size is None:
+        raise ValueError(f"a token source needs token data with a vocab_size, got {data}")
+    return data.vocab_size
+
+
+def _continuous(data: DataSpec) -> Gaussian:
+    if not data.is_float:
+        raise ValueError(f"a Gaussian source needs continuous data, got dtype {data.dtype}")
+    return STANDARD_NORMAL
+
+
+SOURCES: dict[str, Callable[[DataSpec], Source]] = {
+    "gaussian": _continuous,
+    "mask": lambda data: MaskToken(_tokens(data)),
+    "uniform_tokens": lambda data: UniformTokens(_tokens(data)),
+}
