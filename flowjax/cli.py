@@ -6,8 +6,11 @@
     flowjax evaluate --workdir DIR
     flowjax fid --workdir DIR [--num 10000] [--reference N] [--method dopri5] [--guidance W]
 
-`train` resumes automatically from DIR. User mistakes (bad config, missing files) are reported
-as one line on stderr with exit status 2.
+`train` resumes automatically from DIR; `sample`, `evaluate` and `fid` restore the trained
+network from DIR alone (its config, data spec and newest checkpoint) and read data only where
+the evaluation needs it (held-out images, FID reference statistics). Samples and evaluations
+come from the run's method family. User mistakes (bad config, missing files) are reported as
+one line on stderr with exit status 2.
 """
 
 import argparse
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from flowjax.train.checkpoint import DamagedCheckpointError
 from flowjax.train.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_config
-from flowjax.train.loop import NonFiniteError, Run, evaluate, setup, train
+from flowjax.train.loop import NonFiniteError, Run, make_evaluation, setup, train
 
 USER_ERRORS = (ConfigError, FileNotFoundError, DamagedCheckpointError)
 
@@ -33,10 +36,7 @@ def _saved_config(workdir: Path) -> TrainConfig:
 
 def _restored(workdir: Path) -> tuple[TrainConfig, Run]:
     config = _saved_config(workdir)
-    parts = setup(config, workdir)
-    if int(parts.state.step) == 0:
-        raise FileNotFoundError(f"{workdir} has no checkpoint to load")
-    return config, parts
+    return config, setup(config, workdir, read_only=True)
 
 
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -68,7 +68,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     config, parts = _restored(args.workdir)
     config = _sampling(config, args, args.num)
     params = parts.state.ema_params if args.ema else parts.state.params
-    sampler = evaluation.make_sampler(parts.v, config, parts.mesh, parts.batches.event_shape)
+    sampler = evaluation.make_sampler(
+        parts.family, parts.v, config, parts.mesh, parts.data, args.num
+    )
     start = time.perf_counter()
     compiled = sampler.lower(params, jax.random.key(args.seed)).compile()
     compiled_at = time.perf_counter()
@@ -90,31 +92,23 @@ def cmd_fid(args: argparse.Namespace) -> None:
     if args.num < 2 or args.batch < 1 or (args.reference is not None and args.reference < 2):
         raise ConfigError("--num and --reference must be at least 2, --batch at least 1")
     config, parts = _restored(args.workdir)
-    if len(parts.batches.event_shape) != 3:
+    if len(parts.data.event_shape) != 3:
         raise ConfigError(f"FID needs an image run; {args.workdir} models {config.data.kind!r}")
     config = _sampling(config, args, config.log.num_samples)
     reference = evaluation.reference_statistics(
         config, args.split, args.reference, args.workdir / "fid"
     )
     params = parts.state.ema_params if args.ema else parts.state.params
-    result = evaluation.sample_fid(
-        parts.v,
-        params,
-        config,
-        parts.mesh,
-        parts.batches.event_shape,
-        reference,
-        args.num,
-        seed=args.seed,
-        chunk=min(args.batch, args.num),
-    )
+    chunk = min(args.batch, args.num)
+    sampler = evaluation.make_sampler(parts.family, parts.v, config, parts.mesh, parts.data, chunk)
+    result = evaluation.sample_fid(sampler, params, reference, args.num, seed=args.seed)
     reported = {"reference": f"{args.split} ({args.reference or 'all'} images)"}
     print(json.dumps({"step": int(parts.state.step), **result, **reported, "method": args.method}))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     config, parts = _restored(args.workdir)
-    metrics = evaluate(parts.v, parts.state.ema_params, config, parts.mesh)
+    metrics = make_evaluation(parts, config)(parts.state.ema_params)
     print(json.dumps({"step": int(parts.state.step), **metrics}))
 
 

@@ -3,7 +3,7 @@
 #   scripts/dev.sh main [args]   train + sample + evaluate the 2-D checkerboard (experiments/checkerboard)
 #   scripts/dev.sh test [args]   the test suite (args go to pytest, e.g. -m slow)
 #   scripts/dev.sh bench [args]  CPU benchmark against Meta's flow_matching and TorchCFM
-#   scripts/dev.sh lint          ruff
+#   scripts/dev.sh lint          ruff check and ruff format --check
 #   scripts/dev.sh setup         only build .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +67,6 @@ case "$cmd" in
     exit $rc ;;
   bench) setup; setup_torch
     exec "$VENV/bin/python" -m experiments.bench_cpu.run --torch-python .venv-torch/bin/python "$@" ;;
-  lint) setup; exec "$VENV/bin/python" -m ruff check . ;;
+  lint) setup; "$VENV/bin/python" -m ruff check . && exec "$VENV/bin/python" -m ruff format --check . ;;
   *) sed -n '2,8p' "$0"; exit 2 ;;
 esac

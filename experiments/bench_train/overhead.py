@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jax
 
-from flowjax import models
+from flowjax.contracts import DataSpec
 from flowjax.data.generated import GeneratedBatches
 from flowjax.train import build
 from flowjax.train.config import load_config
@@ -32,12 +32,13 @@ def bare_rate(config, steps: int) -> float:  # noqa: ANN001
     batches = GeneratedBatches(
         config.data.distribution, config.data.batch_size, 0, batch_sharding(mesh, 2)
     )
-    v, params = models.functional(build.model(config.model, (2,), 0))
+    family = build.family(config, DataSpec(batches.event_shape), mesh)
+    v, params = build.network(config, family.network)
     optimizer = build.optimizer(config.optim, config.steps)
     make = lambda p: init_state(p, optimizer, 0)  # noqa: E731
     shardings = state_shardings(mesh, jax.eval_shape(make, params), config.mesh)
     state = jax.jit(make, out_shardings=shardings)(params)
-    step = jax.jit(make_train_step(config, v, optimizer), donate_argnums=0)
+    step = jax.jit(make_train_step(config, family, v, optimizer), donate_argnums=0)
     for _ in range(20):  # compile and warm up
         state, metrics = step(state, next(batches))
     jax.block_until_ready(metrics)

@@ -6,15 +6,14 @@ FID with `flowjax fid`. The network is the Lipman et al. CIFAR-10 UNet shrunk to
 flowjax train experiments/cifar10_jpeg/config.py --workdir work/cifar10_jpeg
 """
 
+from flowjax.families import CFMConfig
 from flowjax.train.config import (
     CheckpointConfig,
     DataConfig,
-    FlowConfig,
     LogConfig,
     ModelConfig,
     OptimConfig,
     TrainConfig,
-    UNetConfig,
 )
 
 
@@ -25,18 +24,15 @@ def get_config() -> TrainConfig:
             kind="cifar10", path="../shared/data/cifar10-jpeg", batch_size=64, flip=True, cache=True
         ),
         model=ModelConfig(
-            kind="unet",
-            unet=UNetConfig(
-                channels=32,
-                res_blocks=1,
-                channel_mult=(1, 2, 2),
-                attention_resolutions=(8,),
-                heads=1,
-                head_channels=None,
-                dropout=0.1,
-            ),
+            "unet",
+            model_channels=32,
+            num_res_blocks=1,
+            channel_mult=(1, 2, 2),
+            attention_resolutions=(8,),
+            num_heads=1,
+            dropout=0.1,
         ),
-        flow=FlowConfig(scheduler="condot"),
+        flow=CFMConfig(scheduler="condot"),
         optim=OptimConfig(
             lr=5e-4, schedule="cosine", warmup_steps=100, grad_clip=1.0, ema_decay=0.999
         ),

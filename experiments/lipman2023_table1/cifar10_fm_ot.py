@@ -8,15 +8,14 @@ flowjax train experiments/lipman2023_table1/cifar10_fm_ot.py --workdir work/lipm
     --config.data.path=../shared/data/cifar10-jpeg
 """
 
+from flowjax.families import CFMConfig
 from flowjax.train.config import (
     CheckpointConfig,
     DataConfig,
-    FlowConfig,
     LogConfig,
     ModelConfig,
     OptimConfig,
     TrainConfig,
-    UNetConfig,
 )
 
 
@@ -26,19 +25,8 @@ def get_config() -> TrainConfig:
         data=DataConfig(
             kind="cifar10", path="../shared/data/cifar10-jpeg", batch_size=256, flip=True
         ),
-        model=ModelConfig(
-            kind="unet",
-            unet=UNetConfig(
-                channels=256,
-                res_blocks=2,
-                channel_mult=(1, 2, 2, 2),
-                attention_resolutions=(16,),
-                heads=4,
-                head_channels=64,
-                dropout=0.0,
-            ),
-        ),
-        flow=FlowConfig(scheduler="condot"),
+        model=ModelConfig("unet", preset="lipman_cifar10"),
+        flow=CFMConfig(scheduler="condot"),
         optim=OptimConfig(lr=5e-4, schedule="polynomial", warmup_steps=45_000, ema_decay=0.9999),
         checkpoint=CheckpointConfig(every=5_000, keep=3),
         log=LogConfig(every=100, sample_every=10_000, num_samples=100, eval_method="dopri5"),

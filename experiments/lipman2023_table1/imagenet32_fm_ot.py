@@ -12,15 +12,14 @@ flowjax train experiments/lipman2023_table1/imagenet32_fm_ot.py --workdir work/l
     --config.data.path=DIR
 """
 
+from flowjax.families import CFMConfig
 from flowjax.train.config import (
     CheckpointConfig,
     DataConfig,
-    FlowConfig,
     LogConfig,
     ModelConfig,
     OptimConfig,
     TrainConfig,
-    UNetConfig,
 )
 
 
@@ -29,18 +28,15 @@ def get_config() -> TrainConfig:
         steps=250_000,
         data=DataConfig(kind="tfds", name="downsampled_imagenet/32x32", batch_size=1024),
         model=ModelConfig(
-            kind="unet",
-            unet=UNetConfig(
-                channels=256,
-                res_blocks=3,
-                channel_mult=(1, 2, 2, 2),
-                attention_resolutions=(16, 8),
-                heads=4,
-                head_channels=64,
-                dropout=0.0,
-            ),
+            "unet",
+            model_channels=256,
+            num_res_blocks=3,
+            channel_mult=(1, 2, 2, 2),
+            attention_resolutions=(16, 8),
+            num_heads=4,
+            num_head_channels=64,
         ),
-        flow=FlowConfig(scheduler="condot"),
+        flow=CFMConfig(scheduler="condot"),
         optim=OptimConfig(lr=1e-4, schedule="polynomial", warmup_steps=20_000, ema_decay=0.9999),
         checkpoint=CheckpointConfig(every=5_000, keep=3),
         log=LogConfig(every=100, sample_every=10_000, num_samples=100, eval_method="dopri5"),

@@ -10,15 +10,14 @@ flowjax train experiments/lipman2023_table1/imagenet64_fm_ot.py --workdir work/l
     --config.data.path=DIR
 """
 
+from flowjax.families import CFMConfig
 from flowjax.train.config import (
     CheckpointConfig,
     DataConfig,
-    FlowConfig,
     LogConfig,
     ModelConfig,
     OptimConfig,
     TrainConfig,
-    UNetConfig,
 )
 
 
@@ -28,18 +27,15 @@ def get_config() -> TrainConfig:
         precision="bfloat16",
         data=DataConfig(kind="tfds", name="downsampled_imagenet/64x64", batch_size=2048),
         model=ModelConfig(
-            kind="unet",
-            unet=UNetConfig(
-                channels=192,
-                res_blocks=3,
-                channel_mult=(1, 2, 3, 4),
-                attention_resolutions=(32, 16, 8),
-                heads=4,
-                head_channels=64,
-                dropout=0.0,
-            ),
+            "unet",
+            model_channels=192,
+            num_res_blocks=3,
+            channel_mult=(1, 2, 3, 4),
+            attention_resolutions=(32, 16, 8),
+            num_heads=4,
+            num_head_channels=64,
         ),
-        flow=FlowConfig(scheduler="condot"),
+        flow=CFMConfig(scheduler="condot"),
         optim=OptimConfig(lr=1e-4, schedule="constant", ema_decay=0.9999),
         checkpoint=CheckpointConfig(every=5_000, keep=3),
         log=LogConfig(every=100, sample_every=10_000, num_samples=100, eval_method="dopri5"),

@@ -5,15 +5,14 @@ experiments/mnist runs it and measures FID against the guidance scale.
 flowjax train flowjax/configs/mnist.py --config.data.path=../shared/data/mnist --workdir work/mnist
 """
 
+from flowjax.families import CFMConfig
 from flowjax.train.config import (
     CheckpointConfig,
     DataConfig,
-    FlowConfig,
     LogConfig,
     ModelConfig,
     OptimConfig,
     TrainConfig,
-    UNetConfig,
 )
 
 
@@ -22,18 +21,15 @@ def get_config() -> TrainConfig:
         steps=2_400,
         data=DataConfig(kind="mnist", path="../shared/data/mnist", batch_size=128, dequantize=True),
         model=ModelConfig(
-            kind="unet",
+            "unet",
             num_classes=10,
-            unet=UNetConfig(
-                channels=32,
-                res_blocks=1,
-                channel_mult=(1, 2, 2),
-                attention_resolutions=(7,),
-                heads=1,
-                head_channels=None,
-            ),
+            model_channels=32,
+            num_res_blocks=1,
+            channel_mult=(1, 2, 2),
+            attention_resolutions=(7,),
+            num_heads=1,
         ),
-        flow=FlowConfig(scheduler="condot", label_dropout=0.2),
+        flow=CFMConfig(scheduler="condot", label_dropout=0.2),
         optim=OptimConfig(
             lr=1e-3,
             schedule="cosine",

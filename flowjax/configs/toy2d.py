@@ -18,7 +18,7 @@ def get_config() -> TrainConfig:
     return TrainConfig(
         steps=5_000,
         data=DataConfig(kind="toy2d", distribution="checkerboard", batch_size=2048),
-        model=ModelConfig(kind="mlp", width=512, depth=4, activation="silu"),
+        model=ModelConfig("mlp", width=512, depth=4, activation="silu"),
         optim=OptimConfig(lr=1e-3, schedule="cosine", end_lr_factor=0.01, ema_decay=0.999),
         checkpoint=CheckpointConfig(every=1000, keep=3),
         log=LogConfig(every=100, sample_every=1000, eval_every=1000, num_samples=8192),

@@ -1,108 +1,75 @@
-"""From config sections to library objects: path, coupling, time sampler, model, optimizer."""
+"""From config sections to library objects: the family, the network, the optimizer."""
+
+import inspect
 
 import jax
+import jax.numpy as jnp
 import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from flowjax import couplings, models, paths, time_samplers
-from flowjax.train.config import FlowConfig, ModelConfig, OptimConfig
-
-SCHEDULERS = {
-    "condot": lambda c: paths.CondOT(sigma_min=c.sigma_min),
-    "cosine": lambda c: paths.Cosine(),
-    "vp": lambda c: paths.VP(),
-    "linear_vp": lambda c: paths.LinearVP(),
-    "polynomial": lambda c: paths.Polynomial(),
-    "ve": lambda c: paths.VE(),
-}
-TIME_SAMPLERS = {
-    "uniform": lambda eps: time_samplers.Uniform(eps=eps),
-    "logit_normal": lambda eps: time_samplers.LogitNormal(eps=eps),
-    "edm": lambda eps: time_samplers.EDMLogNormal(eps=max(eps, 1e-4)),
-}
+from flowjax import models
+from flowjax.contracts import DataSpec, NetworkSpec
+from flowjax.train.config import ConfigError, OptimConfig, TrainConfig, family_class
 
 
-def path(config: FlowConfig) -> paths.AffinePath:
-    return paths.AffinePath(SCHEDULERS[config.scheduler](config))
+def family(config: TrainConfig, data: DataSpec, mesh: Mesh | None = None) -> object:
+    """The run's method family for its data (a `flowjax.contracts.Family`)."""
+    try:
+        return family_class(config.family)(config.flow, data, mesh)
+    except ValueError as error:
+        raise ConfigError(f"config.flow ({config.family}): {error}") from None
 
 
-def coupling(config: FlowConfig, mesh: Mesh | None = None) -> couplings.Coupling:
-    """The minibatch coupling; scope "shard" couples each device's block of `mesh`."""
-    if config.coupling == "independent":
-        return couplings.independent
-    ot = couplings.ot_coupling(
-        config.coupling, reg=config.coupling_reg or None, within=config.coupling_within
-    )
-    if config.coupling_scope == "global":
-        return ot
-    if mesh is None:
-        raise ValueError("config.flow.coupling_scope = 'shard' needs the device mesh")
-    return couplings.per_shard(ot, mesh)
-
-
-def time_sampler(config: FlowConfig):  # noqa: ANN201
-    return TIME_SAMPLERS[config.time_sampler](config.time_eps)
-
-
-def model(config: ModelConfig, event_shape: tuple[int, ...], seed: int) -> nnx.Module:
-    """The velocity network for data of `event_shape` (the MLP flattens images; the UNet and
-    the DiT need `[H, W, C]` images)."""
-    rngs = nnx.Rngs(seed)
-    if config.kind == "mlp":
-        return models.MLP(
-            event_shape,
-            width=config.width,
-            depth=config.depth,
-            activation=config.activation,
-            time_embedding=config.time_embedding,
-            num_classes=config.num_classes,
-            rngs=rngs,
+def network(
+    config: TrainConfig, spec: NetworkSpec, *, abstract: bool = False
+) -> tuple[models.Functional, nnx.State]:
+    """The network of `config.model` for the family's `spec`, as `(v, params)`; with
+    `abstract`, params are `jax.ShapeDtypeStruct`s (nothing is allocated: a restore target)."""
+    cls = models.MODELS[config.model.kind]
+    kwargs = config.model.arguments()
+    shape_name = list(inspect.signature(cls.__init__).parameters)[1]
+    shape = tuple(kwargs.pop(shape_name, spec.input_shape))
+    if shape != tuple(spec.input_shape):
+        raise ConfigError(
+            f"config.model: preset {config.model.preset!r} is for {shape_name} {shape}, but the "
+            f"data has {tuple(spec.input_shape)}"
         )
-    if len(event_shape) != 3:
-        raise ValueError(f"model.kind = {config.kind!r} needs [H, W, C] images, got {event_shape}")
-    if config.kind == "dit":
-        return models.DiT(
-            event_shape,
-            size=config.dit.size,
-            patch=config.dit.patch,
-            num_classes=config.num_classes,
-            rngs=rngs,
+
+    def make() -> nnx.Module:
+        return cls(shape, **kwargs, rngs=nnx.Rngs(config.seed))
+
+    try:
+        v, params = models.functional(nnx.eval_shape(make) if abstract else make())
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"config.model ({config.model.kind}): {error}") from None
+    x = jax.ShapeDtypeStruct((2, *spec.input_shape), jnp.dtype(spec.input_dtype))
+    out = jax.eval_shape(v, params, x, jax.ShapeDtypeStruct((2,), jnp.float32))
+    if out.shape[1:] != tuple(spec.output_shape):
+        raise ConfigError(
+            f"config.model: {cls.__name__} maps [B, *{list(spec.input_shape)}] to "
+            f"{list(out.shape)}, but the family needs [B, *{list(spec.output_shape)}] "
+            f"{spec.output}"
         )
-    u = config.unet
-    return models.UNet(
-        event_shape,
-        model_channels=u.channels,
-        num_res_blocks=u.res_blocks,
-        channel_mult=u.channel_mult,
-        attention_resolutions=u.attention_resolutions,
-        num_heads=u.heads,
-        num_head_channels=u.head_channels,
-        dropout=u.dropout,
-        use_scale_shift_norm=u.scale_shift_norm,
-        resblock_updown=u.resblock_updown,
-        num_classes=config.num_classes,
-        rngs=rngs,
-    )
+    return v, params
+
+
+SCHEDULES = {
+    "constant": lambda c, steps: optax.constant_schedule(c.lr),
+    "cosine": lambda c, steps: optax.cosine_decay_schedule(c.lr, steps, alpha=c.end_lr_factor),
+    "polynomial": lambda c, steps: optax.polynomial_schedule(
+        c.lr, c.lr * c.end_lr_factor, c.power, steps
+    ),
+}
 
 
 def learning_rate(config: OptimConfig, total_steps: int) -> optax.Schedule:
     """Linear warm-up from 0, then constant, cosine or polynomial decay to lr * end_lr_factor
     at `total_steps` (Lipman et al. App. Table 3 use warm-up then polynomial decay)."""
-    warmup = (
-        optax.linear_schedule(0.0, config.lr, config.warmup_steps) if config.warmup_steps else None
-    )
-    decay_steps = max(total_steps - config.warmup_steps, 1)
-    end = config.lr * config.end_lr_factor
-    main = {
-        "constant": lambda: optax.constant_schedule(config.lr),
-        "cosine": lambda: optax.cosine_decay_schedule(
-            config.lr, decay_steps, alpha=config.end_lr_factor
-        ),
-        "polynomial": lambda: optax.polynomial_schedule(config.lr, end, config.power, decay_steps),
-    }[config.schedule]()
-    if warmup is None:
+    main = SCHEDULES[config.schedule](config, max(total_steps - config.warmup_steps, 1))
+    if not config.warmup_steps:
         return main
+    warmup = optax.linear_schedule(0.0, config.lr, config.warmup_steps)
     return optax.join_schedules([warmup, main], [config.warmup_steps])
 
 
@@ -120,5 +87,5 @@ def optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransforma
 def ema_decay(config: OptimConfig, step: jax.Array) -> jax.Array:
     """EMA decay at `step`; with warm-up min(decay, (1 + step) / (10 + step))."""
     if not config.ema_warmup:
-        return jax.numpy.asarray(config.ema_decay)
-    return jax.numpy.minimum(config.ema_decay, (1.0 + step) / (10.0 + step))
+        return jnp.asarray(config.ema_decay)
+    return jnp.minimum(config.ema_decay, (1.0 + step) / (10.0 + step))

@@ -43,10 +43,12 @@ class DamagedCheckpointError(Exception):
 
 
 class Checkpointer:
-    """Save and restore through one `ocp.CheckpointManager` under `directory`."""
+    """Save and restore through one `ocp.CheckpointManager` under `directory`. Without a
+    `data_handler` it restores the state and meta items only (to sample or evaluate a run
+    without its data)."""
 
     def __init__(
-        self, directory: str | epath.Path, config: CheckpointConfig, data_handler: Any
+        self, directory: str | epath.Path, config: CheckpointConfig, data_handler: Any = None
     ) -> None:
         policies = [checkpoint_managers.LatestN(n=config.keep)]
         best = {}
@@ -64,11 +66,9 @@ class Checkpointer:
             cleanup_tmp_directories=True,
             **best,
         )
-        handlers = {
-            "state": ocp.StandardCheckpointHandler(),
-            "meta": ocp.JsonCheckpointHandler(),
-            "data": data_handler,
-        }
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        if data_handler is not None:
+            handlers["data"] = data_handler
         directory = epath.Path(directory)  # local paths and gs:// buckets alike
         self.directory = directory if "://" in str(directory) else directory.absolute()
         self._manager = ocp.CheckpointManager(
@@ -99,19 +99,20 @@ class Checkpointer:
         ]
 
     def restore(
-        self, abstract_state: Any, data_args: Any, step: int | None = None
+        self, abstract_state: Any, data_args: Any = None, step: int | None = None
     ) -> tuple[int, Any, dict, Any] | None:
-        """The newest good checkpoint (or exactly `step`) as `(step, state, meta, data item)`.
-        None if there is no checkpoint."""
+        """The newest good checkpoint (or exactly `step`) as `(step, state, meta, data item)`
+        (the data item None without `data_args`). None if there is no checkpoint."""
         steps = [step] if step is not None else self.all_steps()[::-1]
         for s in steps:
             try:
+                items = {"data": data_args} if data_args is not None else {}
                 restored = self._manager.restore(
                     s,
                     args=ocp.args.Composite(
                         state=ocp.args.StandardRestore(abstract_state),
                         meta=ocp.args.JsonRestore(),
-                        data=data_args,
+                        **items,
                     ),
                 )
                 _verify(restored["state"], restored["meta"]["checksums"])
@@ -128,7 +129,8 @@ class Checkpointer:
                     stacklevel=2,
                 )
                 continue
-            return s, restored["state"], restored["meta"], restored["data"]
+            data = restored["data"] if data_args is not None else None
+            return s, restored["state"], restored["meta"], data
         return None
 
     def _set_aside(self, step: int) -> epath.Path:

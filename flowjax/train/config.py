@@ -1,17 +1,27 @@
-"""Training configuration: frozen dataclasses, command-line overrides and validation.
+"""Training configuration: frozen sections, command-line overrides and validation.
 
 A config file is a Python file defining `get_config() -> TrainConfig`. Any field can be
-overridden from the command line as `--config.optim.lr=1e-4`. `validate` checks the whole config
-before any compute and raises `ConfigError` with one readable message.
+overridden from the command line as `--config.optim.lr=1e-4`. Two sections belong to what they
+configure: `flow` is the section of the chosen method family (`--config.family=cfm`: its
+`Config` dataclass, e.g. `flowjax.families.CFMConfig`), and `model` holds `kind`, an optional
+`preset` and the model constructor's own keyword arguments (`--config.model.num_res_blocks=3`).
+`validate` checks the whole config before any compute and raises `ConfigError` with one
+readable message; the allowed values of every choice come from the registries that implement
+them.
 """
 
 import dataclasses
 import importlib.util
+import inspect
 import json
 import types
 import typing
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
+
+from flowjax import families
+from flowjax.families.cfm import CFMConfig
 
 
 class ConfigError(ValueError):
@@ -45,65 +55,76 @@ class DataConfig:
     sequence_length: int = 128
 
 
-@dataclasses.dataclass(frozen=True)
-class UNetConfig:
-    """The ADM UNet (`flowjax.models.UNet`); the defaults are TorchCFM's CIFAR-10 recipe.
-    `channel_mult = None` picks ADM's multipliers for the image size."""
+def _model_class(kind: str) -> type:
+    from flowjax.models import MODELS
 
-    channels: int = 128
-    res_blocks: int = 2
-    channel_mult: tuple[int, ...] | None = None
-    attention_resolutions: tuple[int, ...] = (16,)
-    heads: int = 4
-    head_channels: int | None = 64
-    dropout: float = 0.0
-    scale_shift_norm: bool = False
-    resblock_updown: bool = False
+    if kind not in MODELS:
+        raise ConfigError(f"config.model.kind = {kind!r}; expected one of {sorted(MODELS)}")
+    return MODELS[kind]
 
 
-@dataclasses.dataclass(frozen=True)
-class DiTConfig:
-    """The Diffusion Transformer (`flowjax.models.DiT`): size S, B, L or XL; patch size."""
-
-    size: str = "S"
-    patch: int = 2
+# Constructor arguments that the training system supplies itself (seeded RNGs; the compute
+# dtype comes from `precision`), never from the config.
+BUILDER_ARGUMENTS = ("rngs", "dtype", "param_dtype")
 
 
-@dataclasses.dataclass(frozen=True)
+def model_arguments(kind: str) -> dict[str, inspect.Parameter]:
+    """The configurable keyword-only arguments of the model class `kind`, with type hints."""
+    cls = _model_class(kind)
+    hints = typing.get_type_hints(cls.__init__)
+    return {
+        name: p.replace(annotation=hints[name])
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in BUILDER_ARGUMENTS
+    }
+
+
 class ModelConfig:
-    """The velocity network. kind: "mlp" (vector data; width, depth, activation, time
-    embedding), "unet" (images; `unet` section) or "dit" (images; `dit` section)."""
+    """The network: `kind` (a name in `flowjax.models.MODELS`), an optional `preset` of that
+    class (`MODELS[kind].PRESETS`) and keyword arguments of its constructor under their own
+    names. An argument not given takes the preset's value, else the constructor's default;
+    the event shape comes from the data. Frozen, hashable and compared by value.
 
-    kind: str = "mlp"
-    width: int = 512
-    depth: int = 4
-    activation: str = "silu"
-    time_embedding: str = "raw"
-    num_classes: int | None = None
-    unet: UNetConfig = UNetConfig()
-    dit: DiTConfig = DiTConfig()
+        ModelConfig("unet", preset="mnist", num_res_blocks=2)
+    """
 
+    __slots__ = ("args", "kind", "preset")
 
-@dataclasses.dataclass(frozen=True)
-class FlowConfig:
-    """The probability path and loss: scheduler (condot, cosine, vp, linear_vp, polynomial, ve),
-    prediction target, training-time distribution (uniform, logit_normal, edm), and the
-    minibatch coupling (independent, or OT by the exact, auction or sinkhorn solver, with
-    `coupling_reg` for sinkhorn) over the global batch or per device shard (`coupling_scope`;
-    see `flowjax.couplings` for the cost), optionally only within classes (`coupling_within`);
-    label dropout to the null class for classifier-free guidance, per sample or per batch."""
+    def __init__(self, kind: str = "mlp", preset: str | None = None, **args: Any) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "preset", preset)
+        object.__setattr__(self, "args", types.MappingProxyType(dict(sorted(args.items()))))
 
-    scheduler: str = "condot"
-    sigma_min: float = 0.0
-    parameterization: str = "velocity"
-    time_sampler: str = "uniform"
-    time_eps: float = 0.0
-    coupling: str = "independent"
-    coupling_reg: float = 0.0
-    coupling_scope: str = "global"
-    coupling_within: str | None = None
-    label_dropout: float = 0.0
-    label_dropout_mode: str = "sample"
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __getattr__(self, name: str) -> Any:
+        """A constructor argument given here or by the preset (`config.model.num_classes`)."""
+        arguments = {} if name in self.__slots__ else self.arguments()
+        if name not in arguments:
+            raise AttributeError(f"ModelConfig({self.kind!r}) does not set {name!r}")
+        return arguments[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "preset": self.preset, **self.args}
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        return ModelConfig(**{**self.to_dict(), **changes})
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments the model is built with: the preset's, then `args`."""
+        presets = _model_class(self.kind).PRESETS
+        return {**(presets[self.preset] if self.preset else {}), **self.args}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelConfig) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"ModelConfig({fields})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,10 +173,10 @@ class CheckpointConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
-    """Logging and evaluation periods (steps); 0 disables. Samples are drawn with
-    `eval_method` (`eval_steps` uniform steps for the fixed-step methods); those of a
-    class-conditional model cycle through the classes with classifier-free guidance scale
-    `guidance` (1: the conditional field, 0: unconditional)."""
+    """Logging and evaluation periods (steps); 0 disables. Samples are drawn with the family's
+    sampler: method `eval_method` (one of the family's `sampler_methods`; `eval_steps` steps
+    for fixed-step methods); those of a class-conditional model cycle through the classes with
+    classifier-free guidance scale `guidance` (1: the conditional field, 0: unconditional)."""
 
     every: int = 100
     sample_every: int = 0
@@ -168,38 +189,51 @@ class LogConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    """A training run. `flow` is the section of `family` (a name in
+    `flowjax.families.FAMILIES` or an import path `"package.module:Class"`)."""
+
     seed: int = 0
     steps: int = 10_000
     precision: str = "float32"
     nonfinite: str = "skip"
     distributed: str = "auto"
+    family: str = "cfm"
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    flow: FlowConfig = FlowConfig()
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    flow: Any = dataclasses.field(default_factory=CFMConfig)
     optim: OptimConfig = OptimConfig()
     mesh: MeshConfig = MeshConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     log: LogConfig = LogConfig()
 
 
-CHOICES = {
-    "precision": ("float32", "bfloat16"),
-    "nonfinite": ("skip", "stop"),
-    "distributed": ("auto", "on", "off"),
-    "data.kind": ("toy2d", "mnist", "cifar10", "text", "tfds"),
-    "model.kind": ("mlp", "unet", "dit"),
-    "model.dit.size": ("S", "B", "L", "XL"),
-    "flow.scheduler": ("condot", "cosine", "vp", "linear_vp", "polynomial", "ve"),
-    "flow.parameterization": ("velocity", "x1", "epsilon"),
-    "flow.time_sampler": ("uniform", "logit_normal", "edm"),
-    "flow.coupling": ("independent", "exact", "auction", "sinkhorn"),
-    "flow.coupling_scope": ("global", "shard"),
-    "flow.coupling_within": (None, "y"),
-    "flow.label_dropout_mode": ("sample", "batch"),
-    "optim.schedule": ("constant", "cosine", "polynomial"),
-    "checkpoint.best_mode": ("min", "max"),
-    "log.eval_method": ("euler", "midpoint", "heun", "rk4", "dopri5", "tsit5", "dopri8"),
-}
+def family_class(name: str) -> type:
+    """The family registered as `name` (or at that import path)."""
+    try:
+        return families.get(name)
+    except ValueError as error:
+        raise ConfigError(f"config.family: {error}") from None
+
+
+def _choices(config: TrainConfig) -> dict[str, Collection]:
+    """The allowed values of every choice, read from the registries that implement them."""
+    from flowjax.data import DISTRIBUTIONS
+    from flowjax.train.build import SCHEDULES
+    from flowjax.train.inputs import DATA_KINDS
+
+    out = {
+        "precision": ("float32", "bfloat16"),
+        "nonfinite": ("skip", "stop"),
+        "distributed": ("auto", "on", "off"),
+        "data.kind": DATA_KINDS,
+        "optim.schedule": SCHEDULES,
+        "checkpoint.best_mode": ("min", "max"),
+        "log.eval_method": family_class(config.family).sampler_methods,
+    }
+    if config.data.kind == "toy2d":
+        out["data.distribution"] = DISTRIBUTIONS
+    choices = getattr(config.flow, "choices", dict)()
+    return out | {f"flow.{k}": v for k, v in choices.items()}
 
 
 # ---------------------------------------------------------------------------------- loading
@@ -221,17 +255,23 @@ def load_config(path: str | Path) -> TrainConfig:
     return config
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _is_section(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) or isinstance(value, ModelConfig)
 
 
 def _parse(text: str, kind: Any, key: str) -> Any:
-    """Parse an override value for a field of type `kind`."""
+    """Parse an override value for a field of type `kind` (unions try each member in turn)."""
     args = typing.get_args(kind)
     if type(kind) is types.UnionType or typing.get_origin(kind) is typing.Union:
         if type(None) in args and text.lower() in ("none", "null"):
             return None
-        (kind,) = [a for a in args if a is not type(None)]
+        members = [a for a in args if a is not type(None)]
+        for member in members[:-1]:
+            try:
+                return _parse(text, member, key)
+            except ConfigError:
+                pass
+        kind = members[-1]
     try:
         if typing.get_origin(kind) is tuple:
             return tuple(
@@ -247,29 +287,52 @@ def _parse(text: str, kind: Any, key: str) -> Any:
             return int(float(text)) if float(text).is_integer() else int(text)
         return kind(text)
     except ValueError:
-        raise ConfigError(f"--config.{key}: cannot read {text!r} as {kind.__name__}") from None
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"--config.{key}: cannot read {text!r} as {name}") from None
 
 
-def _replace(config: Any, keys: list[str], value: str, full: str) -> Any:
-    names = {f.name for f in dataclasses.fields(config)}
+def _replace_model(model: ModelConfig, key: str, value: str, full: str) -> ModelConfig:
+    """A new kind starts the section afresh; other keys are the constructor's arguments."""
+    if key == "kind":
+        return model if value == model.kind else ModelConfig(value)
+    if key == "preset":
+        return model.replace(preset=_parse(value, str | None, full))
+    arguments = model_arguments(model.kind)
+    if key not in arguments:
+        raise ConfigError(
+            f"unknown config key {full!r}; {_model_class(model.kind).__name__} takes "
+            f"{sorted(arguments)} (and kind, preset)"
+        )
+    return model.replace(**{key: _parse(value, arguments[key].annotation, full)})
+
+
+def _replace(section: Any, keys: list[str], value: str, full: str) -> Any:
+    if isinstance(section, ModelConfig):
+        if len(keys) > 1:
+            raise ConfigError(f"unknown config key {full!r}: model arguments have no fields")
+        return _replace_model(section, keys[0], value, full)
+    names = {f.name for f in dataclasses.fields(section)}
     if keys[0] not in names:
         raise ConfigError(
-            f"unknown config key {full!r}; {type(config).__name__} has {sorted(names)}"
+            f"unknown config key {full!r}; {type(section).__name__} has {sorted(names)}"
         )
-    current = getattr(config, keys[0])
+    current = getattr(section, keys[0])
     if len(keys) == 1:
-        if dataclasses.is_dataclass(current):
+        if _is_section(current):
             raise ConfigError(f"{full!r} is a section; override one of its fields")
-        new = _parse(value, _field_types(type(config))[keys[0]], full)
-    elif dataclasses.is_dataclass(current):
+        new = _parse(value, typing.get_type_hints(type(section))[keys[0]], full)
+    elif _is_section(current):
         new = _replace(current, keys[1:], value, full)
     else:
         raise ConfigError(f"unknown config key {full!r}: {keys[0]!r} has no fields")
-    return dataclasses.replace(config, **{keys[0]: new})
+    if isinstance(section, TrainConfig) and keys == ["family"] and new != section.family:
+        return dataclasses.replace(section, family=new, flow=family_class(new).Config())
+    return dataclasses.replace(section, **{keys[0]: new})
 
 
 def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """Apply `--config.a.b=value` (or `config.a.b=value`) overrides in order."""
+    """Apply `--config.a.b=value` (or `config.a.b=value`) overrides in order; a change of
+    `family` or `model.kind` starts that section afresh (the family's defaults; no arguments)."""
     for item in overrides:
         text = item.removeprefix("--")
         if not text.startswith("config.") or "=" not in text:
@@ -279,85 +342,132 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
     return config
 
 
+def to_dict(section: Any) -> Any:
+    """Nested plain dicts (JSON-ready) of a config or section."""
+    if isinstance(section, ModelConfig):
+        return section.to_dict()
+    if dataclasses.is_dataclass(section):
+        return {f.name: to_dict(getattr(section, f.name)) for f in dataclasses.fields(section)}
+    return section
+
+
 def to_json(config: TrainConfig) -> str:
-    return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)
+    return json.dumps(to_dict(config), indent=2, sort_keys=True)
 
 
-def from_dict(cls: type, values: dict) -> Any:
-    """Rebuild a config dataclass from `dataclasses.asdict` output (unknown keys are an error)."""
-    hints = _field_types(cls)
+def _tuples(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def from_dict(cls: type, values: Mapping) -> Any:
+    """Rebuild a config section from `to_dict` output (unknown keys are an error)."""
+    if cls is ModelConfig:
+        return ModelConfig(**{k: _tuples(v) for k, v in values.items()})
+    hints = typing.get_type_hints(cls)
     unknown = set(values) - set(hints)
     if unknown:
         raise ConfigError(f"unknown keys {sorted(unknown)} for {cls.__name__}")
+    if cls is TrainConfig:
+        hints["flow"] = family_class(values.get("family", "cfm")).Config
     kwargs = {
-        k: from_dict(hints[k], v)
-        if dataclasses.is_dataclass(hints[k])
-        else tuple(v)
-        if isinstance(v, list)
-        else v
+        k: from_dict(hints[k], v) if _is_section_type(hints[k]) else _tuples(v)
         for k, v in values.items()
     }
     return cls(**kwargs)
 
 
+def _is_section_type(kind: Any) -> bool:
+    return kind is ModelConfig or dataclasses.is_dataclass(kind)
+
+
 # ------------------------------------------------------------------------------- validation
 
 
-def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+def _flatten(section: Any, prefix: str = "") -> dict[str, Any]:
     out = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            out.update(_flatten(value, f"{prefix}{f.name}."))
+    for key, value in to_dict(section).items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
         else:
-            out[f"{prefix}{f.name}"] = value
+            out[f"{prefix}{key}"] = value
     return out
 
 
-def _is_tuple(kind: Any) -> bool:
-    """`tuple[...]` or `tuple[...] | None`."""
-    return typing.get_origin(kind) is tuple or any(
-        typing.get_origin(a) is tuple for a in typing.get_args(kind)
-    )
+def _tuple_element(kind: Any) -> type | None:
+    """`int` for `tuple[int, ...]` (alone or in a union), else None."""
+    for member in (kind, *typing.get_args(kind)):
+        if typing.get_origin(member) is tuple:
+            return typing.get_args(member)[0]
+    return None
 
 
-def _check_types(config: Any, prefix: str = "") -> None:
-    for name, kind in _field_types(type(config)).items():
-        value = getattr(config, name)
-        key = f"{prefix}{name}"
-        if dataclasses.is_dataclass(kind):
-            if not isinstance(value, kind):
-                raise ConfigError(f"config.{key} must be a {kind.__name__}")
-            _check_types(value, f"{key}.")
-            continue
-        if _is_tuple(kind):
-            if value is not None and not (
-                isinstance(value, tuple) and all(isinstance(v, int) for v in value)
-            ):
-                raise ConfigError(f"config.{key} must be a tuple of ints, got {value!r}")
-            continue
-        allowed = typing.get_args(kind) if typing.get_args(kind) else (kind,)
-        if kind is float:
-            allowed = (float, int)
-        elif float in allowed:
-            allowed = (*allowed, int)
-        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-        if not ok:
-            raise ConfigError(f"config.{key} must be {kind}, got {value!r}")
+def _check_value(value: Any, kind: Any, key: str) -> None:
+    """ConfigError unless `value` is of the annotated type `kind`."""
+    element = _tuple_element(kind)
+    if element is not None and isinstance(value, tuple):
+        numbers = (int, float) if element is float else (element,)
+        if not all(isinstance(v, numbers) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"config.{key} must be a tuple of {element.__name__}s, got {value!r}")
+        return
+    allowed = typing.get_args(kind) if typing.get_args(kind) else (kind,)
+    allowed = tuple(typing.get_origin(a) or a for a in allowed)
+    if float in allowed:
+        allowed = (*allowed, int)
+    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if not ok:
+        raise ConfigError(f"config.{key} must be {kind}, got {value!r}")
 
 
-def validate(config: TrainConfig, num_devices: int, num_processes: int = 1) -> None:
-    """Raise ConfigError for any impossible value, before compute starts."""
+def _check_types(section: Any, prefix: str = "") -> None:
+    if isinstance(section, ModelConfig):
+        presets = _model_class(section.kind).PRESETS
+        if section.preset is not None and section.preset not in presets:
+            raise ConfigError(
+                f"config.{prefix}preset = {section.preset!r}; expected one of {sorted(presets)}"
+            )
+        arguments = model_arguments(section.kind)
+        for name, value in section.args.items():
+            if name not in arguments:
+                raise ConfigError(
+                    f"config.{prefix}{name}: {_model_class(section.kind).__name__} takes no "
+                    f"argument {name!r}; it takes {sorted(arguments)}"
+                )
+            _check_value(value, arguments[name].annotation, f"{prefix}{name}")
+        return
+    for name, kind in typing.get_type_hints(type(section)).items():
+        value = getattr(section, name)
+        if _is_section_type(kind) or _is_section(value):
+            expected = kind if _is_section_type(kind) else None
+            if expected is not None and not isinstance(value, expected):
+                raise ConfigError(f"config.{prefix}{name} must be a {expected.__name__}")
+            _check_types(value, f"{prefix}{name}.")
+        else:
+            _check_value(value, kind, f"{prefix}{name}")
+
+
+def validate(
+    config: TrainConfig, num_devices: int, num_processes: int = 1, *, data: bool = True
+) -> None:
+    """Raise ConfigError for any impossible value, before compute starts (`data=False`: the
+    data need not be on disk, as when a trained run is only restored)."""
+    family = family_class(config.family)
+    if not isinstance(config.flow, family.Config):
+        raise ConfigError(
+            f"config.flow must be a {family.Config.__name__} for family {config.family!r}, got "
+            f"{type(config.flow).__name__}"
+        )
     _check_types(config)
     flat = _flatten(config)
-    for key, choices in CHOICES.items():
+    for key, choices in _choices(config).items():
         if flat[key] not in choices:
             raise ConfigError(f"config.{key} = {flat[key]!r}; expected one of {list(choices)}")
+    try:
+        getattr(config.flow, "check", lambda: None)()
+    except ValueError as error:
+        raise ConfigError(f"config.flow.{error}") from None
     positive = [
         "steps",
         "data.batch_size",
-        "model.width",
-        "model.depth",
         "optim.lr",
         "optim.accumulate",
         "checkpoint.every",
@@ -379,8 +489,6 @@ def validate(config: TrainConfig, num_devices: int, num_processes: int = 1) -> N
         "log.eval_every",
         "data.workers",
         "optim.end_lr_factor",
-        "flow.sigma_min",
-        "flow.coupling_reg",
     ]:
         if flat[key] < 0:
             raise ConfigError(f"config.{key} must be >= 0, got {flat[key]}")
@@ -390,8 +498,6 @@ def validate(config: TrainConfig, num_devices: int, num_processes: int = 1) -> N
         raise ConfigError(
             f"config.optim.grad_clip must be positive or None, got {config.optim.grad_clip}"
         )
-    if not 0.0 <= config.flow.time_eps < 0.5:
-        raise ConfigError(f"config.flow.time_eps must be in [0, 0.5), got {config.flow.time_eps}")
     mesh = config.mesh
     if num_devices % mesh.fsdp:
         raise ConfigError(
@@ -413,33 +519,12 @@ def validate(config: TrainConfig, num_devices: int, num_processes: int = 1) -> N
         raise ConfigError(
             f"config.data.batch_size must be divisible by the {num_processes} processes"
         )
-    if config.data.kind == "toy2d":
-        from flowjax.data import DISTRIBUTIONS
-
-        if config.data.distribution not in DISTRIBUTIONS:
-            raise ConfigError(
-                f"config.data.distribution = {config.data.distribution!r}; expected one of "
-                f"{sorted(DISTRIBUTIONS)}"
-            )
-    elif config.data.kind == "tfds" and not config.data.name:
+    if config.data.kind == "tfds" and not config.data.name:
         raise ConfigError("config.data.name is required for data.kind = 'tfds'")
-    if config.data.kind != "toy2d":
+    if config.data.kind != "toy2d" and data:
         if not config.data.path:
             raise ConfigError(f"config.data.path is required for data.kind = {config.data.kind!r}")
         if not config.data.path.startswith("gs://") and not Path(config.data.path).exists():
             raise ConfigError(f"config.data.path does not exist: {config.data.path}")
-    if config.flow.coupling == "sinkhorn" and not config.flow.coupling_reg > 0:
-        raise ConfigError("config.flow.coupling = 'sinkhorn' needs config.flow.coupling_reg > 0")
-    if not 0.0 <= config.flow.label_dropout < 1.0:
-        raise ConfigError(
-            f"config.flow.label_dropout must be in [0, 1), got {config.flow.label_dropout}"
-        )
-    if config.flow.label_dropout and config.model.num_classes is None:
-        raise ConfigError("config.flow.label_dropout needs a class-conditional model.num_classes")
-    if config.flow.coupling_within and config.data.kind in ("toy2d", "text"):
-        raise ConfigError(
-            f"config.flow.coupling_within needs labelled data; data.kind = {config.data.kind!r} "
-            "has no labels"
-        )
     if config.checkpoint.best_metric is not None and not config.log.eval_every:
         raise ConfigError("config.checkpoint.best_metric needs config.log.eval_every > 0")

@@ -1,11 +1,12 @@
-"""Periodic evaluation on the EMA parameters: samples (and a PNG) and the test NLL.
+"""Periodic evaluation on the EMA parameters through the family: samples (and a PNG), the
+family's evaluators on held-out data, its sample metrics, and FID for image runs.
 
 These run on every process (the parameters are global arrays); outputs are replicated so that
-process 0 can write them.
+process 0 can read them.
 """
 
-import dataclasses
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from flowjax import guidance, metrics, solvers
-from flowjax.data.toy2d import sample_toy
+from flowjax import metrics
+from flowjax.contracts import DataSpec, Family, SamplerSettings
 from flowjax.train.config import TrainConfig
 from flowjax.train.inputs import image_source
 
@@ -24,27 +25,29 @@ def _replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def make_sampler(v: Callable, config: TrainConfig, mesh: Mesh, event_shape: tuple) -> Callable:
-    """A jitted `(params, key) -> (samples [n, *event], nfe)` drawing `n = log.num_samples`
-    samples with `log.eval_method` (`log.eval_steps`), replicated over `mesh`. A
-    class-conditional model draws sample i from class i mod num_classes, guided with scale
-    `log.guidance`. Build it once and call it with new keys: it compiles once."""
-    n, classes = config.log.num_samples, config.model.num_classes
+def _host(a: jax.Array) -> np.ndarray:
+    """A replicated global array as a host array."""
+    return np.asarray(a.addressable_data(0))
+
+
+def settings(config: TrainConfig) -> SamplerSettings:
+    return SamplerSettings(config.log.eval_method, config.log.eval_steps, config.log.guidance)
+
+
+def make_sampler(
+    family: Family, v: Callable, config: TrainConfig, mesh: Mesh, data: DataSpec, n: int
+) -> Callable:
+    """A jitted `(params, key) -> (samples [n, *event], nfe)` by the family's sampler with the
+    `log` settings, replicated over `mesh`. A class-conditional model draws sample i from class
+    i mod num_classes. Build it once and call it with new keys: it compiles once."""
+    sample = family.sampler(settings(config))
+    classes = data.num_classes
     cond = {} if classes is None else {"y": jnp.arange(n) % classes}
-    field = v if classes is None else guidance.guided(v, config.log.guidance, classes)
 
     @jax.jit
     def run(params: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x0 = jax.random.normal(key, (n, *event_shape))
-        sol = solvers.sample(
-            field,
-            params,
-            x0,
-            cond=cond,
-            method=config.log.eval_method,
-            num_steps=config.log.eval_steps,
-        )
-        return jax.lax.with_sharding_constraint(sol.y, _replicated(mesh)), sol.stats.nfe_batch
+        samples, stats = sample(v, params, key, n, cond)
+        return jax.lax.with_sharding_constraint(samples, _replicated(mesh)), stats.nfe_batch
 
     return run
 
@@ -52,37 +55,49 @@ def make_sampler(v: Callable, config: TrainConfig, mesh: Mesh, event_shape: tupl
 def draw_samples(sampler: Callable, params: Any, seed: int) -> tuple[np.ndarray, int]:
     """Samples (host array) and NFE from a `make_sampler` sampler, with the key of `seed`."""
     y, nfe = sampler(params, jax.random.key(seed))
-    return np.asarray(y.addressable_data(0)), int(nfe)
+    return _host(y), int(nfe)
 
 
-def toy_test_nll(v: Callable, params: Any, config: TrainConfig, mesh: Mesh, seed: int) -> dict:
-    """Test NLL (exact divergence, dopri5) of fresh points of the toy distribution."""
-    x1 = sample_toy(
-        config.data.distribution, jax.random.key(seed), min(config.log.num_samples, 2048)
-    )
+class Evaluation:
+    """The family's evaluators and sample metrics on held-out data, compiled once:
+    `Evaluation(...)(params) -> {"eval/<name>": float}`. `held_out()` loads the held-out data
+    (`{"x1": [N, *event], ...}`) on first use."""
 
-    @jax.jit
-    def run(params: Any, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
-        logp, sol = solvers.log_likelihood(v, params, x1)
-        return -jnp.mean(logp), sol.stats.nfe_batch
+    def __init__(
+        self,
+        family: Family,
+        v: Callable,
+        config: TrainConfig,
+        mesh: Mesh,
+        data: DataSpec,
+        held_out: Callable[[], Mapping[str, np.ndarray]],
+    ) -> None:
+        self._family, self._load, self._held_out = family, held_out, None
+        self._sampler = functools.cache(
+            functools.partial(make_sampler, family, v, config, mesh, data)
+        )
+        self._evaluators = [
+            jax.jit(lambda p, k, d, fn=fn: fn(v, p, k, d), out_shardings=_replicated(mesh))
+            for fn in family.evaluators(settings(config)).values()
+        ]
 
-    nll, nfe = run(params, x1)
-    return {"eval/nll": float(nll), "eval/nll_nfe": int(nfe)}
+    def held_out(self) -> Mapping[str, np.ndarray]:
+        if self._held_out is None:
+            self._held_out = self._load()
+        return self._held_out
 
-
-def image_bits_per_dim(
-    v: Callable, params: Any, config: TrainConfig, source: Any, seed: int, count: int = 64
-) -> dict:
-    """Bits/dim of `count` held-out images (uniform dequantization, Hutchinson divergence with
-    one Rademacher probe, dopri5 at 1e-5), averaged over the images."""
-    images = np.stack([np.asarray(source[i]["image"]) for i in range(min(count, len(source)))])
-    key = jax.random.key(seed)
-
-    def log_likelihood(k: jax.Array, y: jax.Array) -> jax.Array:
-        return solvers.log_likelihood(v, params, y, key=k, divergence="hutchinson")[0]
-
-    bpd = jax.jit(lambda x: metrics.bits_per_dim(log_likelihood, key, x))(images)
-    return {"eval/bits_per_dim": float(jnp.mean(bpd))}
+    def __call__(self, params: Any, seed: int = -1) -> dict[str, float]:
+        key, data, out = jax.random.key(seed), self.held_out(), {}
+        for evaluate in self._evaluators:
+            out.update(
+                {f"eval/{k}": _host(v).item() for k, v in evaluate(params, key, data).items()}
+            )
+        sample_metrics = self._family.sample_metrics()
+        if sample_metrics:
+            samples, _ = draw_samples(self._sampler(len(data["x1"])), params, seed)
+            for metric in sample_metrics.values():
+                out.update({f"eval/{k}": float(v) for k, v in metric(samples, data).items()})
+        return out
 
 
 def reference_statistics(
@@ -92,8 +107,7 @@ def reference_statistics(
     subset; None: all of them), cached in `cache` as `.npz`."""
     path = cache / f"fid_reference_{split}_{num or 'all'}.npz"
     if not path.is_file():
-        data = dataclasses.replace(config.data, split=split)
-        source = image_source(dataclasses.replace(config, data=data))
+        source = image_source(config, split)
         n = len(source) if num is None else min(num, len(source))
         order = np.sort(np.random.default_rng(0).permutation(len(source))[:n])
         batches = (
@@ -108,29 +122,26 @@ def reference_statistics(
 
 
 def sample_fid(
-    v: Callable,
+    sampler: Callable,
     params: Any,
-    config: TrainConfig,
-    mesh: Mesh,
-    event_shape: tuple,
     reference: tuple[np.ndarray, np.ndarray],
     num: int,
     *,
     seed: int = 0,
-    chunk: int = 500,
     model: Any = None,
 ) -> dict:
-    """FID of `num` samples (drawn in chunks of `chunk`, clipped to [-1, 1] as if saved as 8-bit
-    images) against `reference = (mu, sigma)`, and the mean NFE per chunk."""
-    drawn = dataclasses.replace(config, log=dataclasses.replace(config.log, num_samples=chunk))
-    sampler = make_sampler(v, drawn, mesh, event_shape)
+    """FID of `num` samples (drawn in chunks by a `make_sampler` sampler, clipped to [-1, 1]
+    as if saved as 8-bit images) against `reference = (mu, sigma)`, and the mean NFE per
+    chunk."""
     nfe = []
 
     def batches() -> Iterator[np.ndarray]:
-        for i, start in enumerate(range(0, num, chunk)):
+        start, i = 0, 0
+        while start < num:
             images, calls = draw_samples(sampler, params, seed=seed + i)
             nfe.append(calls)
             yield np.clip(images[: num - start], -1.0, 1.0)
+            start, i = start + len(images), i + 1
 
     score = metrics.frechet_distance(*reference, *metrics.image_statistics(batches(), model))
     return {"fid": score, "num": num, "nfe": float(np.mean(nfe))}

@@ -1,56 +1,97 @@
-"""From `config.data` to a batch iterator of global arrays sharded over the mesh.
+"""From `config.data` to the run's `DataSpec`, its batch iterator and its held-out data.
 
-Every iterator here yields `{"x1": [B, *event], ("y": [B])}` global arrays, has `event_shape`,
-`sharding` (per key), `checkpoint_handler` (an Orbax handler class), `save_args()`,
-`restore_args()` and `load(item)` to resume from a restored checkpoint item.
+Every iterator here yields `{"x1": [B, *event], ("y": [B])}` global arrays sharded over the
+mesh, and has `sharding` (per key), `checkpoint_handler` (an Orbax handler class),
+`save_args()`, `restore_args()` and `load(item)` to resume from a restored checkpoint item.
+Labels are fed when the model is class-conditional (`model.num_classes`).
 """
 
+import dataclasses
 from typing import Any
 
+import jax
+import numpy as np
 from jax.sharding import Mesh
 
-from flowjax.data import sources
+from flowjax.contracts import DataSpec
+from flowjax.data import records
 from flowjax.data.generated import GeneratedBatches
 from flowjax.data.pipeline import GrainBatches, ImageToFloat
+from flowjax.data.toy2d import sample_toy
 from flowjax.train.config import ConfigError, TrainConfig
 from flowjax.train.sharding import batch_sharding
 
+HELD_OUT_IMAGES = 64  # test images for bits/dim
+HELD_OUT_POINTS = 2048  # fresh toy points (at most log.num_samples) for NLL and W2
 
-def image_source(config: TrainConfig) -> Any:
-    """The record source of an image dataset (`{"image": uint8 [H, W, C], "label": int}`)."""
+# data.kind -> the record source of an image dataset split (`{"image": uint8, "label": int}`);
+# "toy2d" is generated on the devices and "text" waits for a token family.
+DATA_KINDS = {
+    "toy2d": None,
+    "text": None,
+    "mnist": lambda data: records.mnist(data.path, data.split),
+    "cifar10": lambda data: records.image_folder(data.path, data.split, cache=data.cache),
+    "tfds": lambda data: records.tfds_source(data.name, data.path, data.split),
+}
+
+
+def image_source(config: TrainConfig, split: str | None = None) -> Any:
+    """The record source of an image dataset's `split` (default: the training split)."""
+    data = config.data if split is None else dataclasses.replace(config.data, split=split)
+    return DATA_KINDS[data.kind](data)
+
+
+def _num_classes(config: TrainConfig) -> int | None:
+    return config.model.arguments().get("num_classes")
+
+
+def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
+    """The training batch iterator and the `DataSpec` of what it yields."""
     data = config.data
-    if data.kind == "mnist":
-        return sources.mnist(data.path, data.split)
-    if data.kind == "cifar10":
-        return sources.image_folder(data.path, data.split, cache=data.cache)
-    return sources.tfds_source(data.name, data.path, data.split)
-
-
-def make_batches(config: TrainConfig, mesh: Mesh) -> Any:
-    data = config.data
+    labels = _num_classes(config)
     if data.kind == "toy2d":
-        return GeneratedBatches(
+        if labels is not None:
+            raise ConfigError("config.model.num_classes is set but toy2d data has no labels")
+        batches = GeneratedBatches(
             data.distribution, data.batch_size, data.seed, batch_sharding(mesh, 2)
         )
+        return batches, DataSpec(batches.event_shape)
     if data.kind == "text":
         raise ConfigError(
             "config.data.kind = 'text' feeds discrete flow models, which this version does not "
-            "have yet (flowjax.data.sources.TextWindows with pipeline.Tokens batches the file)"
+            "have yet (flowjax.data.records.TextWindows with pipeline.Tokens batches the file)"
         )
     source = image_source(config)
-    labels = config.model.num_classes is not None
-    if labels and "label" not in source[0]:
+    if labels is not None and "label" not in source[0]:
         raise ConfigError(f"config.model.num_classes is set but {data.kind} records have no label")
     example = source[0]["image"]
     sharding = {"x1": batch_sharding(mesh, 1 + example.ndim)}
-    if labels:
+    if labels is not None:
         sharding["y"] = batch_sharding(mesh, 1)
-    return GrainBatches(
+    batches = GrainBatches(
         source,
         batch_size=data.batch_size,
         seed=data.seed,
         sharding=sharding,
-        transform=ImageToFloat(flip=data.flip, dequantize=data.dequantize, labels=labels),
+        transform=ImageToFloat(
+            flip=data.flip, dequantize=data.dequantize, labels=labels is not None
+        ),
         workers=data.workers,
         prefetch=data.prefetch,
     )
+    return batches, DataSpec(batches.event_shape, num_classes=labels, bits=8)
+
+
+def held_out(config: TrainConfig, spec: DataSpec) -> dict[str, np.ndarray]:
+    """Held-out data for the evaluators, raw: fresh toy points, or the first test images
+    (uint8; the training split of a TFDS dataset's `data.split`)."""
+    data = config.data
+    if data.kind == "toy2d":
+        n = min(config.log.num_samples, HELD_OUT_POINTS)
+        return {"x1": np.asarray(sample_toy(data.distribution, jax.random.key(-1), n))}
+    source = image_source(config, data.split if data.kind == "tfds" else "test")
+    images = [source[i]["image"] for i in range(min(HELD_OUT_IMAGES, len(source)))]
+    out = {"x1": np.stack([np.asarray(image) for image in images])}
+    if spec.num_classes is not None:
+        out["y"] = np.asarray([source[i]["label"] for i in range(len(images))], np.int32)
+    return out

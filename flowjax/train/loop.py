@@ -8,11 +8,9 @@ exactly (same data order, same keys). SIGTERM or SIGINT finishes the current ste
 returns.
 """
 
-import dataclasses
 import json
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,11 +21,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 from flowjax import models
-from flowjax.train import build, evaluation
+from flowjax.contracts import DataSpec, Family
+from flowjax.train import build
 from flowjax.train.checkpoint import Checkpointer
 from flowjax.train.config import ConfigError, TrainConfig, to_json, validate
 from flowjax.train.distributed import maybe_initialize
-from flowjax.train.inputs import image_source, make_batches
+from flowjax.train.evaluation import Evaluation, draw_samples, make_sampler, write_samples_png
+from flowjax.train.inputs import held_out, make_batches
 from flowjax.train.sharding import make_mesh, state_shardings
 from flowjax.train.state import TrainState, init_state
 from flowjax.train.step import make_train_step
@@ -36,6 +36,7 @@ from flowjax.train.writers import MetricWriter
 # Config sections that fix what a checkpoint holds: resuming with other values is refused.
 STRUCTURAL = (
     "seed",
+    "family",
     "model",
     "flow",
     "data.kind",
@@ -97,21 +98,32 @@ class Run(NamedTuple):
     (the data iterator with it) or freshly initialized."""
 
     mesh: Mesh
-    batches: Any
-    v: Callable
+    data: DataSpec
+    family: Family
+    batches: Any  # None for a read-only setup
+    v: models.Functional
     optimizer: Any
     shardings: Any
     state: TrainState
     checkpointer: Checkpointer
 
 
-def setup(config: TrainConfig, workdir: Path) -> Run:
-    """Everything but the loop: mesh, data, model, optimizer, state (restored or fresh)."""
+DATA_SPEC = "data_spec.json"  # the run's DataSpec, beside config.json
+
+
+def setup(config: TrainConfig, workdir: Path, *, read_only: bool = False) -> Run:
+    """Everything but the loop: mesh, data, family, network, optimizer and the state (restored
+    or fresh). `read_only` restores a trained run from the workdir alone (its `config.json`,
+    data spec and newest checkpoint, through an abstract target), without its data."""
     maybe_initialize(config.distributed)
-    validate(config, jax.device_count(), jax.process_count())
+    validate(config, jax.device_count(), jax.process_count(), data=not read_only)
     mesh = make_mesh(config.mesh)
-    batches = make_batches(config, mesh)
-    v, params = models.functional(build.model(config.model, batches.event_shape, config.seed))
+    if read_only:
+        batches, data = None, DataSpec.from_dict(json.loads((workdir / DATA_SPEC).read_text()))
+    else:
+        batches, data = make_batches(config, mesh)
+    family = build.family(config, data, mesh)
+    v, params = build.network(config, family.network, abstract=read_only)
     optimizer = build.optimizer(config.optim, config.steps)
     make_state = lambda p: init_state(p, optimizer, config.seed)  # noqa: E731
     abstract = jax.eval_shape(make_state, params)
@@ -122,27 +134,28 @@ def setup(config: TrainConfig, workdir: Path) -> Run:
     checkpointer = Checkpointer(
         config.checkpoint.directory or workdir / "checkpoints",
         config.checkpoint,
-        batches.checkpoint_handler(),
+        None if read_only else batches.checkpoint_handler(),
     )
     steps = checkpointer.all_steps()
-    if steps:
+    if steps and not read_only:
         check_compatible(config, checkpointer.read_meta(steps[-1])["config"], workdir)
-    restored = checkpointer.restore(target, batches.restore_args())
-    if restored is None:
-        state = jax.jit(make_state, out_shardings=shardings)(params)
-    else:
+    restored = checkpointer.restore(target, None if read_only else batches.restore_args())
+    if restored is not None:
         _, state, _, item = restored
-        batches.load(item)
-    return Run(mesh, batches, v, optimizer, shardings, state, checkpointer)
+        if batches is not None:
+            batches.load(item)
+    elif read_only:
+        raise FileNotFoundError(f"{workdir} has no checkpoint to load")
+    else:
+        state = jax.jit(make_state, out_shardings=shardings)(params)
+    return Run(mesh, data, family, batches, v, optimizer, shardings, state, checkpointer)
 
 
-def evaluate(v: Any, params: Any, config: TrainConfig, mesh: Any) -> dict[str, float]:
-    """Held-out likelihood: test NLL in nats (toy 2-D) or bits/dim (images)."""
-    if config.data.kind == "toy2d":
-        return evaluation.toy_test_nll(v, params, config, mesh, seed=-1)
-    split = config.data.split if config.data.kind == "tfds" else "test"
-    held_out = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
-    return evaluation.image_bits_per_dim(v, params, config, image_source(held_out), seed=-1)
+def make_evaluation(run: Run, config: TrainConfig) -> Evaluation:
+    """The run's held-out evaluation (the test split of image data is read on first use)."""
+    return Evaluation(
+        run.family, run.v, config, run.mesh, run.data, lambda: held_out(config, run.data)
+    )
 
 
 def _mean(window: list[dict]) -> dict[str, float]:
@@ -160,21 +173,23 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
     """Train (or resume) the run in `workdir` up to `config.steps`; returns the final state."""
     workdir = Path(workdir)
     parts = setup(config, workdir)
-    mesh, batches, v, state = parts.mesh, parts.batches, parts.v, parts.state
+    mesh, batches, state = parts.mesh, parts.batches, parts.state
     checkpointer: Checkpointer = parts.checkpointer
     main_process = jax.process_index() == 0
     if main_process:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(to_json(config))
+        (workdir / DATA_SPEC).write_text(json.dumps(parts.data.to_dict()))
     meta = {"config": json.loads(to_json(config))}
     step_fn = jax.jit(
-        make_train_step(config, v, parts.optimizer, mesh),
+        make_train_step(config, parts.family, parts.v, parts.optimizer),
         in_shardings=(parts.shardings, batches.sharding),
         out_shardings=(parts.shardings, NamedSharding(mesh, PartitionSpec())),
         donate_argnums=0,
     )
     writer = MetricWriter(workdir)
-    sampler = evaluation.make_sampler(v, config, mesh, batches.event_shape)
+    sampler = make_sampler(parts.family, parts.v, config, mesh, parts.data, config.log.num_samples)
+    evaluate = make_evaluation(parts, config)
     stop = StopRequest()
     step = int(jax.device_get(state.step))
     window_start = (step, time.perf_counter())  # steps/s over each logging window
@@ -214,15 +229,15 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
                 bar.set_postfix(loss=f"{summary['loss']:.4f}", refresh=False)
                 window = []
             if config.log.sample_every and step % config.log.sample_every == 0:
-                samples, nfe = evaluation.draw_samples(sampler, state.ema_params, seed=step)
+                samples, nfe = draw_samples(sampler, state.ema_params, seed=step)
                 if main_process:
-                    evaluation.write_samples_png(
+                    write_samples_png(
                         samples,
                         workdir / "samples" / f"step_{step:08d}.png",
                         f"step {step} (EMA, NFE {nfe})",
                     )
             if config.log.eval_every and step % config.log.eval_every == 0:
-                eval_metrics = evaluate(v, state.ema_params, config, mesh)
+                eval_metrics = evaluate(state.ema_params)
                 writer.write(step, eval_metrics)
             stopping = step % sync_every == 0 and _any_process(stop.requested)
             stopping = stopping or (jax.process_count() == 1 and stop.requested)

@@ -1,4 +1,5 @@
-"""The pure training step `train_step(state, batch) -> (state, metrics)`."""
+"""The pure training step `train_step(state, batch) -> (state, metrics)`: the mechanics only
+(gradient accumulation, mixed precision, non-finite guard, EMA); the objective is the family's."""
 
 import functools
 from collections.abc import Callable
@@ -7,75 +8,58 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
 
-from flowjax import guidance, losses
+from flowjax.contracts import Family
+from flowjax.models import Functional
 from flowjax.train import build
 from flowjax.train.config import TrainConfig
 from flowjax.train.state import TrainState
 
-Batch = dict[str, jax.Array]  # "x1": [B, *event]; optional "y": [B] labels
+Batch = dict[str, jax.Array]  # "x1": [B, *event]; conditioning such as "y": [B] labels
 
 
 def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
 
 
+def _cast_floats(tree: Any, dtype: Any) -> Any:
+    """Floating leaves of `tree` in `dtype`; integer leaves (tokens, labels) untouched."""
+    return jax.tree.map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+    )
+
+
 def make_train_step(
-    config: TrainConfig,
-    v: Callable,
-    optimizer: optax.GradientTransformation,
-    mesh: Mesh | None = None,
+    config: TrainConfig, family: Family, v: Functional, optimizer: optax.GradientTransformation
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
-    """Build `train_step` for the velocity field `v(params, x, t, **cond)` (`mesh`: the
-    device mesh, needed for a per-shard coupling).
+    """Build `train_step` for the network `v(params, x, t, key=None, **cond)` trained by
+    `family.loss`.
 
     The batch is split into `optim.accumulate` micro-batches whose gradients are averaged
-    (a `lax.scan`). With precision "bfloat16" the network's forward and backward passes run on
-    bf16 copies of the float32 parameters and inputs; the path, loss, gradients, optimizer
-    state and EMA stay float32. A
-    non-finite loss or gradient leaves parameters, optimizer state and EMA unchanged (the step
-    counter still advances) and is reported as `metrics["finite"] = 0`; so does an update that
-    would make a parameter non-finite. A UNet with dropout gets a fresh dropout key each
-    (micro-)step; evaluation and sampling call the network without one (no dropout).
+    (a `lax.scan`). With precision "bfloat16" the network runs on bf16 copies of the float32
+    parameters and floating inputs (integer inputs pass as they are); the family's objective,
+    gradients, optimizer state and EMA stay float32. A non-finite loss or gradient leaves
+    parameters, optimizer state and EMA unchanged (the step counter still advances) and is
+    reported as `metrics["finite"] = 0`; so does an update that would make a parameter
+    non-finite. The network gets a fresh dropout key each (micro-)step (`models.functional`
+    passes it to the models that use one); evaluation and sampling call it without one.
     """
-    path = build.path(config.flow)
-    coupling = build.coupling(config.flow, mesh)
-    time_sampler = build.time_sampler(config.flow)
     compute_dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     accumulate = config.optim.accumulate
 
-    dropout = config.model.kind == "unet" and config.model.unet.dropout > 0
-
     def network(params: Any, x: jax.Array, t: jax.Array, **cond: Any) -> jax.Array:
-        """The network in the compute dtype; path, targets and loss stay float32."""
-        params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
-        return v(params, x.astype(compute_dtype), t, **cond).astype(x.dtype)
+        """The network in the compute dtype; its floating outputs come back as float32."""
+        out = v(
+            _cast_floats(params, compute_dtype),
+            _cast_floats(x, compute_dtype),
+            t,
+            **_cast_floats(cond, compute_dtype),
+        )
+        return _cast_floats(out, jnp.float32)
 
     def loss_fn(params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, dict]:
-        x1 = batch["x1"].astype(jnp.float32)
-        cond = {k: v for k, v in batch.items() if k != "x1"}
-        if config.flow.label_dropout and "y" in cond:
-            cond["y"] = guidance.drop_labels(
-                jax.random.fold_in(key, 7),
-                cond["y"],
-                config.flow.label_dropout,
-                config.model.num_classes,
-                whole_batch=config.flow.label_dropout_mode == "batch",
-            )
-        net = functools.partial(network, key=jax.random.fold_in(key, 11)) if dropout else network
-        loss, aux = losses.cfm_loss(
-            net,
-            params,
-            key,
-            x1,
-            path=path,
-            cond=cond,
-            coupling=coupling,
-            parameterization=config.flow.parameterization,
-            time_sampler=time_sampler,
-        )
-        return loss, aux
+        field = functools.partial(network, key=jax.random.fold_in(key, 11))
+        return family.loss(field, params, key, batch)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 

@@ -44,9 +44,13 @@ def _with(**sections):
     cfg = cfglib.TrainConfig()
     for dotted, value in sections.items():
         section, field = dotted.split("__")
-        cfg = dataclasses.replace(
-            cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: value})}
+        current = getattr(cfg, section)
+        new = (
+            current.replace(**{field: value})
+            if isinstance(current, cfglib.ModelConfig)
+            else dataclasses.replace(current, **{field: value})
         )
+        cfg = dataclasses.replace(cfg, **{section: new})
     return cfg
 
 
@@ -86,13 +90,20 @@ def _with(**sections):
         (
             _with(flow__coupling="sinkhorn"),
             1,
-            "coupling = 'sinkhorn' needs config.flow.coupling_reg > 0",
+            "config.flow.coupling = 'sinkhorn' needs coupling_reg > 0",
         ),
         (_with(flow__coupling="hungarian"), 1, "config.flow.coupling = 'hungarian'; expected"),
-        (_with(flow__coupling_within="y"), 1, "coupling_within needs labelled data"),
-        (_with(flow__label_dropout=0.1), 1, "label_dropout needs a class-conditional"),
-        (_with(flow__label_dropout=1.0), 1, r"label_dropout must be in \[0, 1\)"),
+        (_with(flow__label_dropout=1.0), 1, r"config.flow.label_dropout must be in \[0, 1\)"),
         (_with(model__width=2.5), 1, "config.model.width must be <class 'int'>, got 2.5"),
+        (_with(model__widht=3), 1, r"MLP takes no argument 'widht'; it takes \["),
+        (_with(model__kind="resnet"), 1, r"config.model.kind = 'resnet'; expected one of \["),
+        (_with(model__preset="huge"), 1, "config.model.preset = 'huge'; expected one of"),
+        (
+            dataclasses.replace(cfglib.TrainConfig(), family="ctmc"),
+            1,
+            "config.family: unknown family 'ctmc'; expected one of",
+        ),
+        (_with(log__eval_method="rk45"), 1, "config.log.eval_method = 'rk45'; expected one of"),
         (
             _with(checkpoint__best_metric="eval/nll"),
             1,
@@ -125,18 +136,56 @@ def test_model_sections_and_tuple_overrides_round_trip():
     cfg = cfglib.apply_overrides(
         cfglib.TrainConfig(),
         [
+            "--config.model.width=64",  # an MLP argument, dropped with the new kind
             "--config.model.kind=unet",
-            "--config.model.unet.channel_mult=1,2,2",
-            "--config.model.unet.attention_resolutions=16,8",
-            "--config.model.unet.head_channels=none",
-            "--config.model.dit.size=B",
+            "--config.model.channel_mult=1,2,2",
+            "--config.model.attention_resolutions=16,8",
+            "--config.model.num_head_channels=none",
         ],
     )
-    assert cfg.model.unet.channel_mult == (1, 2, 2) and cfg.model.unet.head_channels is None
-    assert cfg.model.unet.attention_resolutions == (16, 8) and cfg.model.dit.size == "B"
+    assert cfg.model.kind == "unet" and cfg.model.args["channel_mult"] == (1, 2, 2)
+    assert "width" not in cfg.model.args
+    assert cfg.model.args["attention_resolutions"] == (16, 8)
+    assert cfg.model.args["num_head_channels"] is None
     cfglib.validate(cfg, 1)
     assert cfglib.from_dict(cfglib.TrainConfig, json.loads(cfglib.to_json(cfg))) == cfg
     with pytest.raises(cfglib.ConfigError, match="channel_mult: cannot read '1,x'"):
-        cfglib.apply_overrides(cfg, ["--config.model.unet.channel_mult=1,x"])
-    with pytest.raises(cfglib.ConfigError, match=r"model\.dit\.size = 'M'"):
-        cfglib.validate(cfglib.apply_overrides(cfg, ["--config.model.dit.size=M"]), 1)
+        cfglib.apply_overrides(cfg, ["--config.model.channel_mult=1,x"])
+    with pytest.raises(cfglib.ConfigError, match=r"UNet takes \[.*'num_res_blocks'"):
+        cfglib.apply_overrides(cfg, ["--config.model.res_blocks=3"])
+    dit = cfglib.apply_overrides(cfg, ["--config.model.kind=dit", "--config.model.size=B"])
+    assert dit.model == cfglib.ModelConfig("dit", size="B")  # a new kind starts afresh
+    from flowjax.contracts import NetworkSpec
+    from flowjax.train import build
+
+    bad = cfglib.apply_overrides(dit, ["--config.model.size=M"])
+    with pytest.raises(cfglib.ConfigError, match=r"config.model \(dit\): unknown DiT size 'M'"):
+        build.network(bad, NetworkSpec((8, 8, 3), (8, 8, 3)), abstract=True)
+
+
+def test_choices_come_from_the_registries(monkeypatch):
+    """A scheduler or sampler method added to its registry is accepted at once."""
+    from flowjax import paths, solvers
+
+    cfg = cfglib.apply_overrides(cfglib.TrainConfig(), ["--config.flow.scheduler=mine"])
+    with pytest.raises(cfglib.ConfigError, match=r"config\.flow\.scheduler = 'mine'"):
+        cfglib.validate(cfg, 1)
+    monkeypatch.setitem(paths.SCHEDULERS, "mine", paths.Cosine)
+    cfglib.validate(cfg, 1)
+    assert set(solvers.METHODS) <= set(cfglib.family_class("cfm").sampler_methods)
+
+
+def test_family_section_follows_the_family():
+    cfg = cfglib.TrainConfig()
+    same = cfglib.apply_overrides(cfg, ["--config.flow.sigma_min=0.1", "--config.family=cfm"])
+    assert same.flow.sigma_min == 0.1  # the same family keeps its section
+    path = "tests.train.test_family_contract:X1Family"
+    overrides = [f"--config.family={path}", "--config.flow.power=2", "--config.log.eval_method=rk4"]
+    other = cfglib.apply_overrides(cfg, overrides)
+    assert type(other.flow).__name__ == "X1Config" and other.flow.power == 2.0
+    cfglib.validate(other, 1)
+    assert cfglib.from_dict(cfglib.TrainConfig, json.loads(cfglib.to_json(other))) == other
+    with pytest.raises(cfglib.ConfigError, match=r"unknown config key 'flow.scheduler'"):
+        cfglib.apply_overrides(other, ["--config.flow.scheduler=vp"])
+    with pytest.raises(cfglib.ConfigError, match="must be a X1Config for family"):
+        cfglib.validate(dataclasses.replace(other, flow=cfg.flow), 1)

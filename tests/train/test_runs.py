@@ -259,6 +259,19 @@ def test_mnist_run_resumes_the_data_iterator_exactly(tmp_path):
     assert (
         max_difference(restore(tmp_path / "straight")[1], restore(tmp_path / "resumed")[1]) == 0.0
     )
+    # sampling needs the workdir alone: not the training data
+    saved = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    saved["data"]["path"] = str(tmp_path / "moved-away")
+    (tmp_path / "resumed" / "config.json").write_text(json.dumps(saved))
+    out = subprocess.run(
+        [*SAMPLE, "--workdir", str(tmp_path / "resumed"), "--num", "12", "--method", "euler"],
+        env=env(1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["shape"] == [12, 28, 28, 1]
 
 
 SAMPLE = [sys.executable, "-m", "flowjax.cli", "sample"]
@@ -271,13 +284,11 @@ def test_tiny_class_conditional_unet_trains_on_mnist_and_samples_with_guidance(t
         f"--config.data.path={shared_data() / 'mnist'}",
         "--config.model.kind=unet",
         "--config.model.num_classes=10",
-        "--config.model.unet.channels=32",
-        "--config.model.unet.res_blocks=1",
-        "--config.model.unet.channel_mult=1,2",
-        "--config.model.unet.attention_resolutions=14",
-        "--config.model.unet.heads=1",
-        "--config.model.unet.head_channels=none",
-        "--config.model.unet.dropout=0.1",
+        "--config.model.model_channels=32",
+        "--config.model.num_res_blocks=1",
+        "--config.model.channel_mult=1,2",
+        "--config.model.attention_resolutions=14",
+        "--config.model.dropout=0.1",
         "--config.flow.label_dropout=0.2",
         "--config.data.batch_size=16",
     ]

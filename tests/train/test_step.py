@@ -4,19 +4,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from flowjax import models
+from flowjax.contracts import DataSpec
+from flowjax.families import CFMConfig
 from flowjax.train import build
 from flowjax.train.config import ModelConfig, OptimConfig, TrainConfig
 from flowjax.train.state import init_state
 from flowjax.train.step import make_train_step
 
+VECTORS = DataSpec((2,))
+
+
+def _parts(cfg, data=VECTORS):
+    family = build.family(cfg, data)
+    v, params = build.network(cfg, family.network)
+    opt = build.optimizer(cfg.optim, cfg.steps)
+    return family, v, opt, init_state(params, opt, 0)
+
 
 def _setup(**optim):
     cfg = TrainConfig(model=ModelConfig(width=16, depth=2), optim=OptimConfig(**optim))
-    v, params = models.functional(build.model(cfg.model, (2,), 0))
-    opt = build.optimizer(cfg.optim, cfg.steps)
-    return cfg, v, opt, init_state(params, opt, 0)
+    return cfg, *_parts(cfg)
 
 
 def _batch(n=64, seed=0):
@@ -24,8 +34,8 @@ def _batch(n=64, seed=0):
 
 
 def test_step_updates_params_ema_with_warmup_and_keeps_the_key():
-    cfg, v, opt, state = _setup(ema_decay=0.999)
-    step = jax.jit(make_train_step(cfg, v, opt))
+    cfg, family, v, opt, state = _setup(ema_decay=0.999)
+    step = jax.jit(make_train_step(cfg, family, v, opt))
     new, metrics = step(state, _batch())
     assert int(new.step) == 1 and float(metrics["finite"]) == 1.0
     np.testing.assert_array_equal(new.key, state.key)
@@ -49,8 +59,8 @@ def test_step_updates_params_ema_with_warmup_and_keeps_the_key():
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")
 def test_non_finite_updates_are_not_applied():
-    cfg, v, opt, state = _setup()
-    step = jax.jit(make_train_step(cfg, v, opt))
+    cfg, family, v, opt, state = _setup()
+    step = jax.jit(make_train_step(cfg, family, v, opt))
     bad = {"x1": _batch()["x1"].at[3, 0].set(jnp.nan)}
     new, metrics = step(state, bad)
     assert float(metrics["finite"]) == 0.0 and int(new.step) == 1
@@ -61,17 +71,17 @@ def test_non_finite_updates_are_not_applied():
     ):
         np.testing.assert_array_equal(a, b)
     # an update that would overflow the parameters is refused too
-    cfg_big, v, opt_big, state_big = _setup(lr=1e39)
-    new_big, m = jax.jit(make_train_step(cfg_big, v, opt_big))(state_big, _batch())
+    cfg_big, family, v, opt_big, state_big = _setup(lr=1e39)
+    new_big, m = jax.jit(make_train_step(cfg_big, family, v, opt_big))(state_big, _batch())
     assert float(m["finite"]) == 0.0
     assert all(bool(jnp.isfinite(p).all()) for p in jax.tree.leaves(new_big.params))
 
 
 def test_bf16_compute_keeps_float32_master_params():
-    cfg, v, opt, state = _setup()
+    cfg, family, v, opt, state = _setup()
     bf16 = dataclasses.replace(cfg, precision="bfloat16")
-    _, m32 = jax.jit(make_train_step(cfg, v, opt))(state, _batch())
-    new16, m16 = jax.jit(make_train_step(bf16, v, opt))(state, _batch())
+    _, m32 = jax.jit(make_train_step(cfg, family, v, opt))(state, _batch())
+    new16, m16 = jax.jit(make_train_step(bf16, family, v, opt))(state, _batch())
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(new16.params))
     assert all(
         p.dtype == jnp.float32 for p in jax.tree.leaves(new16.opt_state) if p.dtype != jnp.int32
@@ -82,9 +92,8 @@ def test_bf16_compute_keeps_float32_master_params():
 
 def test_gradient_accumulation_averages_micro_batches():
     """With accumulate=2 the gradient is the mean of the two half-batch gradients."""
-    cfg, v, opt, state = _setup(accumulate=2)
-    cfg1 = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, accumulate=1))
-    new2, m2 = jax.jit(make_train_step(cfg, v, opt))(state, _batch(64))
+    cfg, family, v, opt, state = _setup(accumulate=2)
+    new2, m2 = jax.jit(make_train_step(cfg, family, v, opt))(state, _batch(64))
     assert float(m2["finite"]) == 1.0 and int(new2.step) == 1
     # reproduce: the two micro-batches with the keys the step splits off, through accumulate=1
     key = jax.random.fold_in(state.prng_key, state.step)
@@ -93,9 +102,9 @@ def test_gradient_accumulation_averages_micro_batches():
     from flowjax import losses
 
     def grad(params, batch, k):
-        return jax.grad(
-            lambda p: losses.cfm_loss(v, p, k, batch["x1"], path=build.path(cfg1.flow))[0]
-        )(params)
+        return jax.grad(lambda p: losses.cfm_loss(v, p, k, batch["x1"], path=family.path)[0])(
+            params
+        )
 
     g = jax.tree.map(
         lambda a, b: (a + b) / 2,
@@ -128,18 +137,14 @@ def test_learning_rate_schedules(schedule, checks):
 def test_label_dropout_trains_the_null_class(p, mode):
     """Without dropout the null class's embedding gets no gradient; with (nearly) all labels
     dropped, the real classes get (nearly) none."""
-    from flowjax.train.config import FlowConfig
-
     cfg = TrainConfig(
         model=ModelConfig(width=16, depth=2, num_classes=3),
-        flow=FlowConfig(label_dropout=p, label_dropout_mode=mode),
+        flow=CFMConfig(label_dropout=p, label_dropout_mode=mode),
         optim=OptimConfig(lr=1e-2, ema_decay=0.0),
     )
-    v, params = models.functional(build.model(cfg.model, (2,), 0))
-    opt = build.optimizer(cfg.optim, cfg.steps)
-    state = init_state(params, opt, 0)
+    family, v, opt, state = _parts(cfg, DataSpec((2,), num_classes=3))
     batch = {**_batch(), "y": jnp.arange(64) % 3}
-    new, _ = jax.jit(make_train_step(cfg, v, opt))(state, batch)
+    new, _ = jax.jit(make_train_step(cfg, family, v, opt))(state, batch)
     moved = np.abs(
         np.asarray(new.params["class_embed"]["embedding"])
         - np.asarray(state.params["class_embed"]["embedding"])
@@ -148,3 +153,39 @@ def test_label_dropout_trains_the_null_class(p, mode):
         assert moved[3] == 0.0 and (moved[:3] > 0).all()
     else:
         assert moved[3] > 0.0 and moved[:3].max() < moved[3]
+
+
+SEEN = []  # (what, dtype) as traced
+
+
+class _TokenFamily:
+    """A family on int32 tokens: its loss sees the batch as it came."""
+
+    def loss(self, field, params, key, batch):
+        SEEN.append(("batch", batch["x1"].dtype))
+        out = field(params, batch["x1"], jnp.full(batch["x1"].shape[:1], 0.5))
+        return jnp.mean(jnp.square(out)), {}
+
+
+class _TokenNet(nnx.Module):
+    def __init__(self, rngs):
+        self.embed = nnx.Embed(5, 3, rngs=rngs)
+
+    def __call__(self, x, t):
+        SEEN.extend([("x", x.dtype), ("params", self.embed.embedding.dtype)])
+        return self.embed(x) * t[:, None, None]
+
+
+def test_integer_batches_pass_the_step_untouched_in_bf16():
+    """Tokens reach the family and the network as int32 (no float cast of x1, no bf16 cast of
+    integer inputs), while the parameters run in bf16 and are kept in float32."""
+    cfg = dataclasses.replace(TrainConfig(), precision="bfloat16")
+    v, params = models.functional(_TokenNet(nnx.Rngs(0)))
+    opt = build.optimizer(cfg.optim, cfg.steps)
+    batch = {"x1": jnp.arange(12, dtype=jnp.int32).reshape(4, 3) % 5}
+    step = jax.jit(make_train_step(cfg, _TokenFamily(), v, opt))
+    new, metrics = step(init_state(params, opt, 0), batch)
+    assert float(metrics["finite"]) == 1.0 and int(new.step) == 1
+    assert ("batch", jnp.int32) in SEEN and ("x", jnp.int32) in SEEN
+    assert ("params", jnp.bfloat16) in SEEN
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(new.params))

@@ -1,0 +1,30 @@
+"""Method families: the registry that the training system reads (`--config.family=NAME`).
+
+A family implements `flowjax.contracts.Family`. Add one by writing its file here and an entry
+in `FAMILIES`; a family outside this package is named by its import path, `"package.module:Class"`
+(so that a run's `config.json` finds it again in a new process).
+"""
+
+import importlib
+
+from flowjax.families.cfm import CFM, CFMConfig
+
+FAMILIES: dict[str, type] = {"cfm": CFM}
+
+
+def get(name: str) -> type:
+    """The family class registered as `name`, or at the import path `"module:Class"`."""
+    if name in FAMILIES:
+        return FAMILIES[name]
+    if ":" in name:
+        module, attr = name.split(":", 1)
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"cannot import family {name!r}: {error}") from None
+    raise ValueError(
+        f"unknown family {name!r}; expected one of {sorted(FAMILIES)} or 'package.module:Class'"
+    )
+
+
+__all__ = ["CFM", "FAMILIES", "CFMConfig", "get"]
