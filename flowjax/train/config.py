@@ -63,8 +63,8 @@ def _model_class(kind: str) -> type:
     return MODELS[kind]
 
 
-# Constructor arguments that the training system supplies itself (seeded RNGs; the compute
-# dtype comes from `precision`), never from the config.
+# Constructor arguments that the training system supplies itself, never from the config:
+# seeded RNGs, and the dtypes (`precision` runs the network on bf16 copies of its parameters).
 BUILDER_ARGUMENTS = ("rngs", "dtype", "param_dtype")
 
 
@@ -79,34 +79,36 @@ def model_arguments(kind: str) -> dict[str, inspect.Parameter]:
     }
 
 
+@dataclasses.dataclass(frozen=True, init=False)
 class ModelConfig:
     """The network: `kind` (a name in `flowjax.models.MODELS`), an optional `preset` of that
     class (`MODELS[kind].PRESETS`) and keyword arguments of its constructor under their own
-    names. An argument not given takes the preset's value, else the constructor's default;
-    the event shape comes from the data. Frozen, hashable and compared by value.
+    names (`args`, sorted `(name, value)` pairs). An argument not given takes the preset's
+    value, else the constructor's default; the event shape comes from the data.
 
-        ModelConfig("unet", preset="mnist", num_res_blocks=2)
+        ModelConfig("unet", preset="mnist", num_res_blocks=2).num_res_blocks == 2
     """
 
-    __slots__ = ("args", "kind", "preset")
+    kind: str
+    preset: str | None
+    args: tuple[tuple[str, Any], ...]
 
     def __init__(self, kind: str = "mlp", preset: str | None = None, **args: Any) -> None:
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "preset", preset)
-        object.__setattr__(self, "args", types.MappingProxyType(dict(sorted(args.items()))))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        object.__setattr__(self, "args", tuple(sorted(args.items())))
 
     def __getattr__(self, name: str) -> Any:
         """A constructor argument given here or by the preset (`config.model.num_classes`)."""
-        arguments = {} if name in self.__slots__ else self.arguments()
-        if name not in arguments:
-            raise AttributeError(f"ModelConfig({self.kind!r}) does not set {name!r}")
-        return arguments[name]
+        if name.startswith("__") or name in ("kind", "preset", "args"):
+            raise AttributeError(name)
+        try:
+            return self.arguments()[name]
+        except (KeyError, ConfigError):
+            raise AttributeError(f"ModelConfig({self.kind!r}) does not set {name!r}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "preset": self.preset, **self.args}
+        return {"kind": self.kind, "preset": self.preset, **dict(self.args)}
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return ModelConfig(**{**self.to_dict(), **changes})
@@ -114,17 +116,7 @@ class ModelConfig:
     def arguments(self) -> dict[str, Any]:
         """The keyword arguments the model is built with: the preset's, then `args`."""
         presets = _model_class(self.kind).PRESETS
-        return {**(presets[self.preset] if self.preset else {}), **self.args}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ModelConfig) and self.to_dict() == other.to_dict()
-
-    def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
-        return f"ModelConfig({fields})"
+        return {**(presets[self.preset] if self.preset else {}), **dict(self.args)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,15 +166,16 @@ class CheckpointConfig:
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
     """Logging and evaluation periods (steps); 0 disables. Samples are drawn with the family's
-    sampler: method `eval_method` (one of the family's `sampler_methods`; `eval_steps` steps
-    for fixed-step methods); those of a class-conditional model cycle through the classes with
-    classifier-free guidance scale `guidance` (1: the conditional field, 0: unconditional)."""
+    sampler: method `eval_method` (one of the family's `sampler_methods`; None: its first, e.g.
+    dopri5 for CFM; `eval_steps` steps for fixed-step methods); those of a class-conditional
+    model cycle through the classes with classifier-free guidance scale `guidance` (1: the
+    conditional field, 0: unconditional)."""
 
     every: int = 100
     sample_every: int = 0
     eval_every: int = 0
     num_samples: int = 4096
-    eval_method: str = "dopri5"
+    eval_method: str | None = None
     eval_steps: int = 100
     guidance: float = 1.0
 
@@ -228,7 +221,7 @@ def _choices(config: TrainConfig) -> dict[str, Collection]:
         "data.kind": DATA_KINDS,
         "optim.schedule": SCHEDULES,
         "checkpoint.best_mode": ("min", "max"),
-        "log.eval_method": family_class(config.family).sampler_methods,
+        "log.eval_method": (None, *family_class(config.family).sampler_methods),
     }
     if config.data.kind == "toy2d":
         out["data.distribution"] = DISTRIBUTIONS
@@ -426,7 +419,7 @@ def _check_types(section: Any, prefix: str = "") -> None:
                 f"config.{prefix}preset = {section.preset!r}; expected one of {sorted(presets)}"
             )
         arguments = model_arguments(section.kind)
-        for name, value in section.args.items():
+        for name, value in section.args:
             if name not in arguments:
                 raise ConfigError(
                     f"config.{prefix}{name}: {_model_class(section.kind).__name__} takes no "
@@ -446,10 +439,11 @@ def _check_types(section: Any, prefix: str = "") -> None:
 
 
 def validate(
-    config: TrainConfig, num_devices: int, num_processes: int = 1, *, data: bool = True
+    config: TrainConfig, num_devices: int, num_processes: int = 1, *, training: bool = True
 ) -> None:
-    """Raise ConfigError for any impossible value, before compute starts (`data=False`: the
-    data need not be on disk, as when a trained run is only restored)."""
+    """Raise ConfigError for any impossible value, before compute starts. `training=False`
+    (a trained run restored to sample or evaluate it) skips what only training needs: the data
+    on disk and a batch that splits over these devices."""
     family = family_class(config.family)
     if not isinstance(config.flow, family.Config):
         raise ConfigError(
@@ -509,6 +503,10 @@ def validate(
             f"config.mesh data x fsdp = {data_axis} x {mesh.fsdp} must equal the "
             f"{num_devices} devices"
         )
+    if config.checkpoint.best_metric is not None and not config.log.eval_every:
+        raise ConfigError("config.checkpoint.best_metric needs config.log.eval_every > 0")
+    if not training:
+        return
     per_step = num_devices * config.optim.accumulate
     if config.data.batch_size % per_step:
         raise ConfigError(
@@ -521,10 +519,8 @@ def validate(
         )
     if config.data.kind == "tfds" and not config.data.name:
         raise ConfigError("config.data.name is required for data.kind = 'tfds'")
-    if config.data.kind != "toy2d" and data:
+    if config.data.kind != "toy2d":
         if not config.data.path:
             raise ConfigError(f"config.data.path is required for data.kind = {config.data.kind!r}")
         if not config.data.path.startswith("gs://") and not Path(config.data.path).exists():
             raise ConfigError(f"config.data.path does not exist: {config.data.path}")
-    if config.checkpoint.best_metric is not None and not config.log.eval_every:
-        raise ConfigError("config.checkpoint.best_metric needs config.log.eval_every > 0")

@@ -116,6 +116,24 @@ def test_validation_messages(cfg, devices, message):
         cfglib.validate(cfg, devices)
 
 
+def test_model_config_is_a_frozen_value():
+    import copy
+    import pickle
+
+    model = cfglib.ModelConfig("unet", preset="mnist", dropout=0.1, channel_mult=(1, 2))
+    assert model == cfglib.ModelConfig("unet", channel_mult=(1, 2), dropout=0.1, preset="mnist")
+    assert hash(model) == hash(
+        cfglib.ModelConfig("unet", dropout=0.1, channel_mult=(1, 2), preset="mnist")
+    )
+    assert copy.deepcopy(model) == model == pickle.loads(pickle.dumps(model))
+    assert model.model_channels == 32 and model.dropout == 0.1  # from the preset, then args
+    with pytest.raises(AttributeError, match="does not set 'width'"):
+        _ = model.width
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.kind = "mlp"
+    assert dataclasses.asdict(cfglib.TrainConfig())["model"]["kind"] == "mlp"
+
+
 def test_defaults_validate_and_json_round_trips():
     cfg = cfglib.load_config(cfglib.__file__.replace("train/config.py", "configs/toy2d.py"))
     cfglib.validate(cfg, 8)
@@ -143,10 +161,9 @@ def test_model_sections_and_tuple_overrides_round_trip():
             "--config.model.num_head_channels=none",
         ],
     )
-    assert cfg.model.kind == "unet" and cfg.model.args["channel_mult"] == (1, 2, 2)
-    assert "width" not in cfg.model.args
-    assert cfg.model.args["attention_resolutions"] == (16, 8)
-    assert cfg.model.args["num_head_channels"] is None
+    assert cfg.model.kind == "unet" and cfg.model.channel_mult == (1, 2, 2)
+    assert "width" not in dict(cfg.model.args)
+    assert cfg.model.attention_resolutions == (16, 8) and cfg.model.num_head_channels is None
     cfglib.validate(cfg, 1)
     assert cfglib.from_dict(cfglib.TrainConfig, json.loads(cfglib.to_json(cfg))) == cfg
     with pytest.raises(cfglib.ConfigError, match="channel_mult: cannot read '1,x'"):
