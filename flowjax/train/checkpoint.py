@@ -44,12 +44,14 @@ class DamagedCheckpointError(Exception):
 
 class Checkpointer:
     """Save and restore through one `ocp.CheckpointManager` under `directory`. Without a
-    `data_handler` it restores the state and meta items only (to sample or evaluate a run
-    without its data)."""
+    `data_handler` it is read-only: it restores the state and meta items only (to sample or
+    evaluate a run without its data), and never writes, cleans up or moves a file (a damaged
+    step is skipped with a warning, left where it is)."""
 
     def __init__(
         self, directory: str | epath.Path, config: CheckpointConfig, data_handler: Any = None
     ) -> None:
+        self.read_only = data_handler is None
         policies = [checkpoint_managers.LatestN(n=config.keep)]
         best = {}
         if config.best_metric is not None:
@@ -63,7 +65,9 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
             enable_async_checkpointing=True,
-            cleanup_tmp_directories=True,
+            cleanup_tmp_directories=not self.read_only,
+            read_only=self.read_only,
+            create=not self.read_only,
             **best,
         )
         handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
@@ -122,9 +126,10 @@ class Checkpointer:
                     raise DamagedCheckpointError(
                         f"checkpoint step {s} is damaged ({message})"
                     ) from error
+                where = "left in place" if self.read_only else f"moved to {self._set_aside(s)}"
                 warnings.warn(
                     f"checkpoint step {s} in {self.directory} is damaged ({message}); "
-                    f"moved to {self._set_aside(s)}, falling back to the previous step",
+                    f"{where}, falling back to the previous step",
                     RuntimeWarning,
                     stacklevel=2,
                 )

@@ -3,11 +3,13 @@
     state = flowjax.train.loop.train(config, workdir)
 
 A workdir holds one run: `checkpoints/` (Orbax), `metrics.jsonl`, `tensorboard/`,
-`samples/` (PNGs) and `config.json`. Calling `train` again on the same workdir resumes the run
-exactly (same data order, same keys). SIGTERM or SIGINT finishes the current step, saves and
-returns.
+`samples/` (PNGs), `config.json` and `data_spec.json` (the `DataSpec` the run was built for, so
+that `setup(..., read_only=True)` needs no data). Calling `train` again on the same workdir
+resumes the run exactly (same data order, same keys). SIGTERM or SIGINT finishes the current
+step, saves and returns.
 """
 
+import dataclasses
 import json
 import signal
 import time
@@ -24,9 +26,9 @@ from flowjax import models
 from flowjax.contracts import DataSpec, Family
 from flowjax.train import build
 from flowjax.train.checkpoint import Checkpointer
-from flowjax.train.config import ConfigError, TrainConfig, to_json, validate
+from flowjax.train.config import ConfigError, MeshConfig, TrainConfig, to_json, validate
 from flowjax.train.distributed import maybe_initialize
-from flowjax.train.evaluation import Evaluation, draw_samples, make_sampler, write_samples_png
+from flowjax.train.evaluation import Evaluation, draw_samples
 from flowjax.train.inputs import held_out, make_batches
 from flowjax.train.sharding import make_mesh, state_shardings
 from flowjax.train.state import TrainState, init_state
@@ -101,7 +103,7 @@ class Run(NamedTuple):
     data: DataSpec
     family: Family
     batches: Any  # None for a read-only setup
-    v: models.Functional
+    network: models.Functional
     optimizer: Any
     shardings: Any
     state: TrainState
@@ -114,16 +116,21 @@ DATA_SPEC = "data_spec.json"  # the run's DataSpec, beside config.json
 def setup(config: TrainConfig, workdir: Path, *, read_only: bool = False) -> Run:
     """Everything but the loop: mesh, data, family, network, optimizer and the state (restored
     or fresh). `read_only` restores a trained run from the workdir alone (its `config.json`,
-    data spec and newest checkpoint, through an abstract target), without its data."""
+    data spec and newest checkpoint, through an abstract target), without its data, onto all of
+    this machine's devices (parameters replicated), writing nothing."""
+    if read_only:  # on this machine's devices, whatever the training run's mesh
+        config = dataclasses.replace(config, mesh=MeshConfig())
     maybe_initialize(config.distributed)
-    validate(config, jax.device_count(), jax.process_count(), data=not read_only)
+    validate(config, jax.device_count(), jax.process_count(), training=not read_only)
     mesh = make_mesh(config.mesh)
     if read_only:
+        if not (workdir / DATA_SPEC).is_file():
+            raise FileNotFoundError(f"{workdir} has no {DATA_SPEC}: train (or resume) it first")
         batches, data = None, DataSpec.from_dict(json.loads((workdir / DATA_SPEC).read_text()))
     else:
         batches, data = make_batches(config, mesh)
     family = build.family(config, data, mesh)
-    v, params = build.network(config, family.network, abstract=read_only)
+    network, params = build.network(config, family.network, abstract=read_only)
     optimizer = build.optimizer(config.optim, config.steps)
     make_state = lambda p: init_state(p, optimizer, config.seed)  # noqa: E731
     abstract = jax.eval_shape(make_state, params)
@@ -148,13 +155,13 @@ def setup(config: TrainConfig, workdir: Path, *, read_only: bool = False) -> Run
         raise FileNotFoundError(f"{workdir} has no checkpoint to load")
     else:
         state = jax.jit(make_state, out_shardings=shardings)(params)
-    return Run(mesh, data, family, batches, v, optimizer, shardings, state, checkpointer)
+    return Run(mesh, data, family, batches, network, optimizer, shardings, state, checkpointer)
 
 
 def make_evaluation(run: Run, config: TrainConfig) -> Evaluation:
     """The run's held-out evaluation (the test split of image data is read on first use)."""
     return Evaluation(
-        run.family, run.v, config, run.mesh, run.data, lambda: held_out(config, run.data)
+        run.family, run.network, config, run.mesh, run.data, lambda: held_out(config, run.data)
     )
 
 
@@ -182,14 +189,14 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
         (workdir / DATA_SPEC).write_text(json.dumps(parts.data.to_dict()))
     meta = {"config": json.loads(to_json(config))}
     step_fn = jax.jit(
-        make_train_step(config, parts.family, parts.v, parts.optimizer),
+        make_train_step(config, parts.family, parts.network, parts.optimizer),
         in_shardings=(parts.shardings, batches.sharding),
         out_shardings=(parts.shardings, NamedSharding(mesh, PartitionSpec())),
         donate_argnums=0,
     )
     writer = MetricWriter(workdir)
-    sampler = make_sampler(parts.family, parts.v, config, mesh, parts.data, config.log.num_samples)
     evaluate = make_evaluation(parts, config)
+    sampler = evaluate.sampler(config.log.num_samples)
     stop = StopRequest()
     step = int(jax.device_get(state.step))
     window_start = (step, time.perf_counter())  # steps/s over each logging window
@@ -231,7 +238,7 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
             if config.log.sample_every and step % config.log.sample_every == 0:
                 samples, nfe = draw_samples(sampler, state.ema_params, seed=step)
                 if main_process:
-                    write_samples_png(
+                    parts.family.render(
                         samples,
                         workdir / "samples" / f"step_{step:08d}.png",
                         f"step {step} (EMA, NFE {nfe})",

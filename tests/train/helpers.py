@@ -1,6 +1,5 @@
 """Running the CLI in subprocesses (with their own device counts) and reading runs back."""
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -62,18 +61,24 @@ def run_train(
     return out
 
 
+CLI = [sys.executable, "-m", "flowjax.cli"]
+
+
+def cli_report(*args: str, timeout: int = 300) -> dict:
+    """Run `flowjax ARGS` in a subprocess (one device) and return its JSON report line."""
+    out = subprocess.run([*CLI, *args], env=env(1), capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def restore(workdir: Path, step: int | None = None) -> tuple[int, dict]:
     """(step, numpy params) of a run's checkpoint, restored in this process on one device."""
     from flowjax.cli import _saved_config
     from flowjax.train.loop import setup
 
-    config = _saved_config(workdir)
-    config = dataclasses.replace(config, mesh=dataclasses.replace(config.mesh, data=-1, fsdp=1))
-    parts = setup(config, workdir)
+    parts = setup(_saved_config(workdir), workdir, read_only=True)
     if step is not None:
-        found = parts.checkpointer.restore(
-            jax.eval_shape(lambda: parts.state), parts.batches.restore_args(), step=step
-        )
+        found = parts.checkpointer.restore(jax.eval_shape(lambda: parts.state), step=step)
         state = found[1]
     else:
         state = parts.state
