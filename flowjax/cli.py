@@ -6,6 +6,8 @@
     flowjax evaluate --workdir DIR
     flowjax fid --workdir DIR [--num 10000] [--reference N] [--method dopri5] [--guidance W]
 
+The sampler methods are those of the run's family (default: the run's `log.eval_method`).
+
 `train` resumes automatically from DIR; `sample`, `evaluate` and `fid` restore the trained
 network from DIR alone (its config, data spec and newest checkpoint) and read data only where
 the evaluation needs it (held-out images, FID reference statistics). Samples and evaluations
@@ -21,8 +23,15 @@ import time
 from pathlib import Path
 
 from flowjax.train.checkpoint import DamagedCheckpointError
-from flowjax.train.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_config
-from flowjax.train.loop import NonFiniteError, Run, make_evaluation, setup, train
+from flowjax.train.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    family_class,
+    from_dict,
+    load_config,
+)
+from flowjax.train.loop import NonFiniteError, make_evaluation, setup, train
 
 USER_ERRORS = (ConfigError, FileNotFoundError, DamagedCheckpointError)
 
@@ -34,11 +43,6 @@ def _saved_config(workdir: Path) -> TrainConfig:
     return from_dict(TrainConfig, json.loads(path.read_text()))
 
 
-def _restored(workdir: Path) -> tuple[TrainConfig, Run]:
-    config = _saved_config(workdir)
-    return config, setup(config, workdir, read_only=True)
-
-
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     config = apply_overrides(load_config(args.config), overrides)
     state = train(config, args.workdir)
@@ -46,14 +50,18 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
 
 
 def _sampling(config: TrainConfig, args: argparse.Namespace, num: int) -> TrainConfig:
-    """The run's config with the sampler of the command line: method, steps, guidance."""
-    if args.steps < 1:
+    """The run's config with the sampler of the command line (method, steps, guidance; those
+    not given stay the run's), checked against the family's sampler methods."""
+    if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be positive, got {args.steps}")
+    methods = family_class(config.family).sampler_methods
+    if args.method is not None and args.method not in methods:
+        raise ConfigError(f"--method {args.method!r}; the run's family has {list(methods)}")
     log = dataclasses.replace(
         config.log,
         num_samples=num,
-        eval_method=args.method,
-        eval_steps=args.steps,
+        eval_method=args.method or config.log.eval_method,
+        eval_steps=args.steps or config.log.eval_steps,
         guidance=config.log.guidance if args.guidance is None else args.guidance,
     )
     return dataclasses.replace(config, log=log)
@@ -65,11 +73,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     from flowjax.train import evaluation
 
-    config, parts = _restored(args.workdir)
-    config = _sampling(config, args, args.num)
+    config = _sampling(_saved_config(args.workdir), args, args.num)
+    parts = setup(config, args.workdir, read_only=True)
     params = parts.state.ema_params if args.ema else parts.state.params
     sampler = evaluation.make_sampler(
-        parts.family, parts.v, config, parts.mesh, parts.data, args.num
+        parts.family, parts.network, config, parts.mesh, parts.data, args.num
     )
     start = time.perf_counter()
     compiled = sampler.lower(params, jax.random.key(args.seed)).compile()
@@ -78,9 +86,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - compiled_at
     out = args.out or args.workdir / "samples.npz"
     np.savez(out, samples=samples)
-    evaluation.write_samples_png(
-        samples, Path(out).with_suffix(".png"), f"{args.num} samples, NFE {nfe}"
-    )
+    parts.family.render(samples, Path(out).with_suffix(".png"), f"{args.num} samples, NFE {nfe}")
     speed = {"seconds": seconds, "samples_per_s": args.num / seconds}
     speed["compile_s"] = compiled_at - start
     print(json.dumps({"samples": str(out), "shape": list(samples.shape), "nfe": nfe, **speed}))
@@ -91,23 +97,28 @@ def cmd_fid(args: argparse.Namespace) -> None:
 
     if args.num < 2 or args.batch < 1 or (args.reference is not None and args.reference < 2):
         raise ConfigError("--num and --reference must be at least 2, --batch at least 1")
-    config, parts = _restored(args.workdir)
+    config = _saved_config(args.workdir)
+    config = _sampling(config, args, config.log.num_samples)
+    parts = setup(config, args.workdir, read_only=True)
     if len(parts.data.event_shape) != 3:
         raise ConfigError(f"FID needs an image run; {args.workdir} models {config.data.kind!r}")
-    config = _sampling(config, args, config.log.num_samples)
     reference = evaluation.reference_statistics(
         config, args.split, args.reference, args.workdir / "fid"
     )
     params = parts.state.ema_params if args.ema else parts.state.params
     chunk = min(args.batch, args.num)
-    sampler = evaluation.make_sampler(parts.family, parts.v, config, parts.mesh, parts.data, chunk)
+    sampler = evaluation.make_sampler(
+        parts.family, parts.network, config, parts.mesh, parts.data, chunk
+    )
     result = evaluation.sample_fid(sampler, params, reference, args.num, seed=args.seed)
     reported = {"reference": f"{args.split} ({args.reference or 'all'} images)"}
-    print(json.dumps({"step": int(parts.state.step), **result, **reported, "method": args.method}))
+    method = evaluation.settings(config, parts.family).method
+    print(json.dumps({"step": int(parts.state.step), **result, **reported, "method": method}))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    config, parts = _restored(args.workdir)
+    config = _saved_config(args.workdir)
+    parts = setup(config, args.workdir, read_only=True)
     metrics = make_evaluation(parts, config)(parts.state.ema_params)
     print(json.dumps({"step": int(parts.state.step), **metrics}))
 
@@ -121,8 +132,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="sample from a run's latest checkpoint (EMA parameters)")
     s.add_argument("--workdir", type=Path, required=True)
     s.add_argument("--num", type=int, default=10_000)
-    s.add_argument("--method", default="dopri5")
-    s.add_argument("--steps", type=int, default=100, help="steps of a fixed-step method")
+    s.add_argument("--method", help="a sampler method of the run's family (default: the run's)")
+    s.add_argument("--steps", type=int, help="steps of a fixed-step method (default: the run's)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path)
     s.add_argument(
@@ -136,8 +147,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--num", type=int, default=10_000, help="samples")
     f.add_argument("--reference", type=int, help="data images (a fixed subset; default all)")
     f.add_argument("--split", default="train", help="data split of the reference statistics")
-    f.add_argument("--method", default="dopri5")
-    f.add_argument("--steps", type=int, default=100, help="steps of a fixed-step method")
+    f.add_argument("--method", help="a sampler method of the run's family (default: the run's)")
+    f.add_argument("--steps", type=int, help="steps of a fixed-step method (default: the run's)")
     f.add_argument("--guidance", type=float, help="guidance scale (default: the run's)")
     f.add_argument("--batch", type=int, default=500, help="samples per solve")
     f.add_argument("--seed", type=int, default=0)

@@ -7,13 +7,15 @@ family trains it to predict: a velocity, x1, logits, ...).
 - `Source`: the distribution at t = 0 (`sample`, `log_prob`).
 - `Path`: the conditional path between a source sample x0 and a data point x1.
 - `Family`: what the trainer needs of a method: its source, what the network must output, the
-  training objective, a sampler and evaluators, and its config section.
+  training objective (given a `TrainContext`), a sampler, evaluators, a picture of samples,
+  and its config section.
 
 `tests/test_contracts.py` runs every registered source, path, sampler and family through the
 same conformance checks: registering a new implementation gets it tested.
 """
 
 import dataclasses
+import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
@@ -85,13 +87,24 @@ class DataSpec:
 @dataclasses.dataclass(frozen=True)
 class NetworkSpec:
     """What the family needs the network to compute: `x: [B, *input_shape]` of `input_dtype`
-    to `[B, *output_shape]` float "vector"s (velocities, x1 or noise predictions) or
-    "logits"."""
+    at `times` times (`t: [B]`, or the pair `(r, t)` of two-time models) to `[B, *output_shape]`
+    float "vector"s (velocities, x1 or noise predictions) or "logits"."""
 
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     input_dtype: str = "float32"
     output: str = "vector"
+    times: int = 1
+
+
+class TrainContext(NamedTuple):
+    """What the training step knows beyond the batch, for objectives that need it: the step
+    being taken (int32 scalar), the run's total steps (curricula) and the EMA parameters (a
+    teacher for self-distilling objectives; no gradient flows into them)."""
+
+    step: Array
+    steps: int
+    ema_params: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +136,10 @@ class Family(Protocol):
     Config: the dataclass of the family's config section (`--config.flow.<field>=...`); it may
     define `choices() -> {field: allowed values}` and `check()` (raising ValueError), which
     the config system runs before any compute.
-    sampler_methods: the `SamplerSettings.method` names the family's sampler accepts.
-    source: the distribution at t = 0.
+    sampler_methods: the `SamplerSettings.method` names the family's sampler accepts, its
+      default first.
+    source: where the family's samples start (its sampler's first time, t = 0 unless the
+      family says otherwise) and the base density of its likelihoods.
     network: what the network must compute.
     """
 
@@ -134,10 +149,15 @@ class Family(Protocol):
     network: NetworkSpec
 
     def loss(
-        self, field: Field, params: Any, key: Array, batch: Mapping[str, Array]
+        self,
+        field: Field,
+        params: Any,
+        key: Array,
+        batch: Mapping[str, Array],
+        context: TrainContext | None = None,
     ) -> tuple[Array, dict[str, Array]]:
         """The training objective on `batch = {"x1": [B, *event], (cond...)}`: a scalar loss
-        and metrics (scalars), differentiable in `params`."""
+        and metrics (scalars), differentiable in `params`. The trainer passes its `context`."""
         ...
 
     def sampler(self, settings: SamplerSettings) -> Sampler:
@@ -150,4 +170,8 @@ class Family(Protocol):
 
     def sample_metrics(self) -> dict[str, SampleMetric]:
         """Metrics of samples against held-out data (W2, ...), computed on the host."""
+        ...
+
+    def render(self, samples: np.ndarray, path: pathlib.Path, title: str) -> None:
+        """A PNG of samples (host array `[n, *event]`) at `path`, if the family draws them."""
         ...

@@ -58,7 +58,7 @@ def test_each_parameterization_samples_and_scores_exactly(kind, target):
     ]
     v = _optimal(target, paths.CondOT(), kind)
     sample = jax.jit(family.sampler(SamplerSettings("dopri5")), static_argnums=(0, 3))
-    x, stats = sample(v, target.mu, jax.random.key(1), 20_000, {})
+    x, _ = sample(v, target.mu, jax.random.key(1), 20_000, {})
     _check_samples(x, target, atol=0.03)
     data = _target_samples(target, 2000)
     exact = -float(jnp.mean(target.log_prob(data)))
@@ -127,12 +127,12 @@ def test_trained_x1_network_samples_and_scores_like_a_velocity_network(tmp_path)
     x1 = _run(
         tmp_path, "x1", "--config.flow.parameterization=x1", "--config.flow.weighting=velocity"
     )
-    nll_v = _nll(velocity.family, velocity.v, velocity.state.ema_params, data)
-    nll_x1 = _nll(x1.family, x1.v, x1.state.ema_params, data)
+    nll_v = _nll(velocity.family, velocity.network, velocity.state.ema_params, data)
+    nll_x1 = _nll(x1.family, x1.network, x1.state.ema_params, data)
     assert abs(nll_x1 - nll_v) < 0.3, (nll_x1, nll_v)
-    w2_v = _w2(velocity.family, velocity.v, velocity.state.ema_params, data)
-    w2_x1 = _w2(x1.family, x1.v, x1.state.ema_params, data)
-    unconverted = _w2(velocity.family, x1.v, x1.state.ema_params, data)
+    w2_v = _w2(velocity.family, velocity.network, velocity.state.ema_params, data)
+    w2_x1 = _w2(x1.family, x1.network, x1.state.ema_params, data)
+    unconverted = _w2(velocity.family, x1.network, x1.state.ema_params, data)
     assert w2_x1 < w2_v + 0.3, (w2_x1, w2_v)
     assert unconverted > 2 * w2_x1, unconverted
 
@@ -151,14 +151,14 @@ def test_trained_variance_exploding_run_samples_and_scores_from_its_source(tmp_p
     )
     params = run.state.ema_params
     sampler = jax.jit(run.family.sampler(SamplerSettings("dopri5")), static_argnums=(0, 3))
-    x, _ = sampler(run.v, params, jax.random.key(2), 2048, {})
+    x, _ = sampler(run.network, params, jax.random.key(2), 2048, {})
     narrow = copy.copy(run.family)
     narrow.source = sources.Gaussian()
     x_old, _ = jax.jit(narrow.sampler(SamplerSettings("dopri5")), static_argnums=(0, 3))(
-        run.v, params, jax.random.key(2), 2048, {}
+        run.network, params, jax.random.key(2), 2048, {}
     )
     w2, w2_old = metrics.wasserstein2(x, data), metrics.wasserstein2(x_old, data)
     assert w2 < 0.5 * w2_old, (w2, w2_old)
-    nll = _nll(run.family, run.v, params, data)
+    nll = _nll(run.family, run.network, params, data)
     assert np.isfinite(nll) and nll < 5.5, nll  # CondOT reaches ~4.1 here, log 32 = 3.47 is best
-    assert _nll(narrow, run.v, params, data) > nll + 1000
+    assert _nll(narrow, run.network, params, data) > nll + 1000

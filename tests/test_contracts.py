@@ -89,6 +89,9 @@ def test_source_conformance(name, data):
 # --------------------------------------------------------------------------------- paths
 
 PATHS = {f"affine/{name}": paths.AffinePath(cls()) for name, cls in paths.SCHEDULERS.items()}
+PATHS |= {
+    f"noisy/{name}": paths.NoisyPath(paths.CondOT(), cls(0.1)) for name, cls in paths.NOISES.items()
+}
 PATHS |= {f"matcher/{name}": matchers.matcher(name, 0.1).path for name in matchers.MATCHERS}
 
 
@@ -231,7 +234,7 @@ def test_family_config_section(name):
 
 
 @pytest.mark.parametrize(("name", "data"), FAMILY_CASES)
-def test_family_conformance(name, data):
+def test_family_conformance(name, data, tmp_path):
     spec = DATA[data]
     family = families.get(name)(families.get(name).Config(), spec)
     assert isinstance(family.source, contracts.Source)
@@ -240,14 +243,15 @@ def test_family_conformance(name, data):
     field, params = tiny_network(family.network, spec.num_classes)
     batch = _data(spec, jax.random.key(1), 16, raw=False)
 
-    # the objective: a finite scalar, deterministic given the key, the same under jit, with
-    # finite and non-zero gradients
-    loss, aux = family.loss(field, params, jax.random.key(2), batch)
+    # the objective (as the trainer calls it, with a context): a finite scalar, deterministic
+    # given the key, the same under jit, with finite and non-zero gradients
+    context = contracts.TrainContext(jnp.int32(3), 10, params)
+    loss, aux = family.loss(field, params, jax.random.key(2), batch, context)
     assert loss.shape == () and bool(jnp.isfinite(loss))
     assert all(jnp.shape(v) == () for v in aux.values())
-    jitted = jax.jit(lambda p, k, b: family.loss(field, p, k, b)[0])
+    jitted = jax.jit(lambda p, k, b: family.loss(field, p, k, b, context)[0])
     np.testing.assert_allclose(jitted(params, jax.random.key(2), batch), loss, rtol=1e-5)
-    grads = jax.grad(lambda p: family.loss(field, p, jax.random.key(2), batch)[0])(params)
+    grads = jax.grad(lambda p: family.loss(field, p, jax.random.key(2), batch, context)[0])(params)
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
     assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads))
 
@@ -275,6 +279,7 @@ def test_family_conformance(name, data):
     host = {k: np.asarray(v) for k, v in held_out.items()}
     for metric in family.sample_metrics().values():
         assert all(np.isfinite(v) for v in metric(np.asarray(x), host).values())
+    family.render(np.asarray(x), tmp_path / "samples.png", name)  # draws, or declines quietly
 
 
 def test_families_are_found_by_name_or_import_path():

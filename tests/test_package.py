@@ -31,7 +31,7 @@ def test_readme_core_in_one_screen_runs():
     section = text[text.index("## The core in one screen") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(code, "README.md", "exec"), namespace)
     x1 = namespace["x1"]
     assert namespace["x_t"].shape == x1.shape == namespace["sol"].y.shape
     assert bool(jnp.isfinite(namespace["loss"])) and namespace["logp"].shape == x1.shape[:1]

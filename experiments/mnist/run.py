@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from flowjax import guidance, metrics, solvers
+from flowjax import guidance, metrics, plots, solvers
 from flowjax.configs.mnist import get_config
 from flowjax.models import parameter_count
 from flowjax.train import evaluation, loop
@@ -84,7 +84,7 @@ def sample(
 def class_grid(images: np.ndarray, path: Path) -> None:
     """The first 100 samples (10 per class, in class order) as a grid with one row per digit."""
     rows = images[:100].reshape(10, CLASSES, *images.shape[1:]).swapaxes(0, 1)
-    evaluation.image_grid_png(rows.reshape(100, *images.shape[1:]), path)
+    plots.image_grid_png(rows.reshape(100, *images.shape[1:]), path)
 
 
 def tolerance_sweep(
@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     if int(loop.train(config, work / "run").step) < config.steps:
         raise SystemExit("training stopped before its last step; rerun to resume it")
-    parts = loop.setup(config, work / "run")
-    v, params = parts.v, parts.state.ema_params
+    parts = loop.setup(config, work / "run", read_only=True)
+    v, params = parts.network, parts.state.ema_params
     print(f"trained {config.steps} steps ({time.perf_counter() - start:.0f} s this call)")
 
     model = metrics.load_inception()

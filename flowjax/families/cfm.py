@@ -12,11 +12,12 @@ likelihoods; that conversion divides by sigma_t (alpha_t), so where the schedule
 vanish at t = 1 (t = 0) the solves run on [t0, t1] = [0, 1 - endpoint_eps] ([endpoint_eps, 1]).
 The source (where samples start, the base density of likelihoods) is the path's marginal at t0
 without its data term, N(0, sigma_t0^2 I): N(0, I) for CondOT, cosine, polynomial and VP
-(whose alpha_0 is 7e-3) and N(0, sigma_max^2 I) for the variance-exploding path.
+(whose alpha_0 is 6.6e-3) and N(0, sigma_max^2 I) for the variance-exploding path.
 """
 
 import dataclasses
 from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -24,7 +25,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from flowjax import couplings, guidance, losses, metrics, paths, solvers, sources, time_samplers
+from flowjax import (
+    couplings,
+    guidance,
+    losses,
+    metrics,
+    paths,
+    plots,
+    solvers,
+    sources,
+    time_samplers,
+)
 from flowjax._utils import Array, check_choice
 from flowjax.contracts import (
     DataSpec,
@@ -34,6 +45,7 @@ from flowjax.contracts import (
     SampleMetric,
     Sampler,
     SamplerSettings,
+    TrainContext,
 )
 
 
@@ -132,7 +144,7 @@ class CFM:
     """Continuous flow matching on `DataSpec` floats (see the module docstring)."""
 
     Config = CFMConfig
-    sampler_methods = tuple(solvers.METHODS)
+    sampler_methods = ("dopri5", *(m for m in solvers.METHODS if m != "dopri5"))
 
     def __init__(self, config: CFMConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
         if not data.is_float:
@@ -156,8 +168,8 @@ class CFM:
         """The times [t0, t1] on which the network's prediction converts to a velocity."""
         s, eps = self.path.scheduler, self.config.endpoint_eps
         kind = self.config.parameterization
-        t0 = eps if kind in ("x0", "epsilon") and float(s.alpha(0.0)) == 0.0 else 0.0
-        t1 = 1.0 - eps if kind == "x1" and float(s.sigma(1.0)) == 0.0 else 1.0
+        t0 = eps if kind in ("x0", "epsilon") and abs(float(s.alpha(0.0))) < eps else 0.0
+        t1 = 1.0 - eps if kind == "x1" and abs(float(s.sigma(1.0))) < eps else 1.0
         return t0, t1
 
     def velocity(self, field: Field) -> Field:
@@ -166,8 +178,14 @@ class CFM:
         return field if kind == "velocity" else paths.as_velocity(field, self.path, kind)
 
     def loss(
-        self, field: Field, params: Any, key: Array, batch: Mapping[str, Array]
+        self,
+        field: Field,
+        params: Any,
+        key: Array,
+        batch: Mapping[str, Array],
+        context: TrainContext | None = None,
     ) -> tuple[Array, dict[str, Array]]:
+        del context
         cond = {k: v for k, v in batch.items() if k != "x1"}
         if self.config.label_dropout and "y" in cond:
             cond["y"] = guidance.drop_labels(
@@ -197,19 +215,27 @@ class CFM:
 
     def sampler(self, settings: SamplerSettings) -> Sampler:
         """ODE samples from the source at t0 to t1; labels in `cond["y"]` are guided with scale
-        `settings.guidance` (one batched network call per evaluation)."""
+        `settings.guidance` (one batched network call per evaluation). An x1 network that
+        stops short of t = 1 gives its x1 prediction at t1 as the sample (one call more)."""
         check_choice(settings.method, self.sampler_methods, "sampler method")
         options = {"method": settings.method, "num_steps": settings.steps}
 
         def sample(
             field: Field, params: Any, key: Array, n: int, cond: Mapping[str, Array]
         ) -> tuple[Array, solvers.SolveStats]:
-            v = self.velocity(field)
             if "y" in cond:
-                v = guidance.guided(v, settings.guidance)
+                field = guidance.guided(field, settings.guidance)
             x0 = self.source.sample(key, (n, *self.data.event_shape), jnp.float32)
-            sol = solvers.sample(v, params, x0, cond=cond, t0=self.t0, t1=self.t1, **options)
-            return sol.y, sol.stats
+            sol = solvers.sample(
+                self.velocity(field), params, x0, cond=cond, t0=self.t0, t1=self.t1, **options
+            )
+            if self.t1 == 1.0:
+                return sol.y, sol.stats
+            x1 = field(params, sol.y, jnp.full((n,), self.t1), **cond)
+            stats = dataclasses.replace(
+                sol.stats, nfe=sol.stats.nfe + 1, nfe_batch=sol.stats.nfe_batch + 1
+            )
+            return x1, stats
 
         return sample
 
@@ -224,7 +250,8 @@ class CFM:
 
     def evaluators(self, settings: SamplerSettings) -> dict[str, Evaluator]:
         """Test NLL in nats (exact divergence, dopri5) of continuous data, or bits/dim of 8-bit
-        data (uniform dequantization, one Rademacher probe)."""
+        data (uniform dequantization, one Rademacher probe); a class-conditional network is
+        scored unconditionally (the null class)."""
         del settings
         if self.data.bits is None:
             return {"nll": self._nll}
@@ -238,8 +265,8 @@ class CFM:
     def _bits_per_dim(
         self, field: Field, params: Any, key: Array, data: Mapping[str, Array]
     ) -> dict:
-        def log_likelihood(k: Array, y: Array) -> Array:
-            return self.log_likelihood(field, params, y, key=k, divergence="hutchinson")[0]
+        def log_likelihood(k: Array, z: Array) -> Array:
+            return self.log_likelihood(field, params, z, key=k, divergence="hutchinson")[0]
 
         return {"bits_per_dim": jnp.mean(metrics.bits_per_dim(log_likelihood, key, data["x1"]))}
 
@@ -248,3 +275,7 @@ class CFM:
         if len(self.data.event_shape) == 1 and self.data.num_classes is None:
             return {"w2": wasserstein2}
         return {}
+
+    def render(self, samples: np.ndarray, path: Path, title: str) -> None:
+        """A scatter plot of 2-D points or a grid of images in [-1, 1]."""
+        plots.samples_png(samples, path, title)

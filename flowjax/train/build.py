@@ -9,11 +9,11 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from flowjax import models
-from flowjax.contracts import DataSpec, NetworkSpec
+from flowjax.contracts import DataSpec, Family, NetworkSpec
 from flowjax.train.config import ConfigError, OptimConfig, TrainConfig, family_class
 
 
-def family(config: TrainConfig, data: DataSpec, mesh: Mesh | None = None) -> object:
+def family(config: TrainConfig, data: DataSpec, mesh: Mesh | None = None) -> Family:
     """The run's method family for its data (a `flowjax.contracts.Family`)."""
     try:
         return family_class(config.family)(config.flow, data, mesh)
@@ -25,7 +25,8 @@ def network(
     config: TrainConfig, spec: NetworkSpec, *, abstract: bool = False
 ) -> tuple[models.Functional, nnx.State]:
     """The network of `config.model` for the family's `spec`, as `(v, params)`; with
-    `abstract`, params are `jax.ShapeDtypeStruct`s (nothing is allocated: a restore target)."""
+    `abstract`, params are `jax.ShapeDtypeStruct`s (nothing is allocated: a restore target).
+    The network must map `[B, *input_shape]` (at `spec.times` times) to `[B, *output_shape]`."""
     cls = models.MODELS[config.model.kind]
     kwargs = config.model.arguments()
     shape_name = list(inspect.signature(cls.__init__).parameters)[1]
@@ -44,7 +45,8 @@ def network(
     except (ValueError, TypeError) as error:
         raise ConfigError(f"config.model ({config.model.kind}): {error}") from None
     x = jax.ShapeDtypeStruct((2, *spec.input_shape), jnp.dtype(spec.input_dtype))
-    out = jax.eval_shape(v, params, x, jax.ShapeDtypeStruct((2,), jnp.float32))
+    t = jax.ShapeDtypeStruct((2,), jnp.float32)
+    out = jax.eval_shape(v, params, x, t if spec.times == 1 else (t,) * spec.times)
     if out.shape[1:] != tuple(spec.output_shape):
         raise ConfigError(
             f"config.model: {cls.__name__} maps [B, *{list(spec.input_shape)}] to "

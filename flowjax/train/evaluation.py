@@ -1,5 +1,5 @@
-"""Periodic evaluation on the EMA parameters through the family: samples (and a PNG), the
-family's evaluators on held-out data, its sample metrics, and FID for image runs.
+"""Periodic evaluation on the EMA parameters through the family: samples, the family's
+evaluators on held-out data, its sample metrics, and FID for image runs.
 
 These run on every process (the parameters are global arrays); outputs are replicated so that
 process 0 can read them.
@@ -30,23 +30,25 @@ def _host(a: jax.Array) -> np.ndarray:
     return np.asarray(a.addressable_data(0))
 
 
-def settings(config: TrainConfig) -> SamplerSettings:
-    return SamplerSettings(config.log.eval_method, config.log.eval_steps, config.log.guidance)
+def settings(config: TrainConfig, family: Family) -> SamplerSettings:
+    """The `log` section's sampler (method None: the family's first sampler method)."""
+    method = config.log.eval_method or family.sampler_methods[0]
+    return SamplerSettings(method, config.log.eval_steps, config.log.guidance)
 
 
 def make_sampler(
-    family: Family, v: Callable, config: TrainConfig, mesh: Mesh, data: DataSpec, n: int
+    family: Family, network: Callable, config: TrainConfig, mesh: Mesh, data: DataSpec, n: int
 ) -> Callable:
     """A jitted `(params, key) -> (samples [n, *event], nfe)` by the family's sampler with the
     `log` settings, replicated over `mesh`. A class-conditional model draws sample i from class
     i mod num_classes. Build it once and call it with new keys: it compiles once."""
-    sample = family.sampler(settings(config))
+    sample = family.sampler(settings(config, family))
     classes = data.num_classes
     cond = {} if classes is None else {"y": jnp.arange(n) % classes}
 
     @jax.jit
     def run(params: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        samples, stats = sample(v, params, key, n, cond)
+        samples, stats = sample(network, params, key, n, cond)
         return jax.lax.with_sharding_constraint(samples, _replicated(mesh)), stats.nfe_batch
 
     return run
@@ -59,26 +61,27 @@ def draw_samples(sampler: Callable, params: Any, seed: int) -> tuple[np.ndarray,
 
 
 class Evaluation:
-    """The family's evaluators and sample metrics on held-out data, compiled once:
-    `Evaluation(...)(params) -> {"eval/<name>": float}`. `held_out()` loads the held-out data
-    (`{"x1": [N, *event], ...}`) on first use."""
+    """The family's sampler, evaluators and sample metrics for a run, each compiled once:
+    `Evaluation(...)(params) -> {"eval/<name>": float}` on held-out data (`{"x1": [N, *event],
+    ...}`, loaded by `held_out()` on first use); `sampler(n)` is the `make_sampler` sampler of
+    n samples."""
 
     def __init__(
         self,
         family: Family,
-        v: Callable,
+        network: Callable,
         config: TrainConfig,
         mesh: Mesh,
         data: DataSpec,
         held_out: Callable[[], Mapping[str, np.ndarray]],
     ) -> None:
         self._family, self._load, self._held_out = family, held_out, None
-        self._sampler = functools.cache(
-            functools.partial(make_sampler, family, v, config, mesh, data)
+        self.sampler = functools.cache(
+            functools.partial(make_sampler, family, network, config, mesh, data)
         )
         self._evaluators = [
-            jax.jit(lambda p, k, d, fn=fn: fn(v, p, k, d), out_shardings=_replicated(mesh))
-            for fn in family.evaluators(settings(config)).values()
+            jax.jit(lambda p, k, d, fn=fn: fn(network, p, k, d), out_shardings=_replicated(mesh))
+            for fn in family.evaluators(settings(config, family)).values()
         ]
 
     def held_out(self) -> Mapping[str, np.ndarray]:
@@ -94,7 +97,7 @@ class Evaluation:
             )
         sample_metrics = self._family.sample_metrics()
         if sample_metrics:
-            samples, _ = draw_samples(self._sampler(len(data["x1"])), params, seed)
+            samples, _ = draw_samples(self.sampler(len(data["x1"])), params, seed)
             for metric in sample_metrics.values():
                 out.update({f"eval/{k}": float(v) for k, v in metric(samples, data).items()})
         return out
@@ -145,43 +148,3 @@ def sample_fid(
 
     score = metrics.frechet_distance(*reference, *metrics.image_statistics(batches(), model))
     return {"fid": score, "num": num, "nfe": float(np.mean(nfe))}
-
-
-def write_samples_png(samples: np.ndarray, path: Path, title: str) -> None:
-    """A scatter plot for 2-D vectors, an image grid for `[N, H, W, C]` images in [-1, 1]."""
-    if samples.ndim == 4:
-        image_grid_png(samples, path)
-    elif samples.ndim == 2 and samples.shape[1] == 2:
-        scatter_png(samples, path, title)
-
-
-def image_grid_png(images: np.ndarray, path: Path, columns: int = 10) -> None:
-    """Up to 100 images in [-1, 1] as one PNG grid."""
-    from PIL import Image
-
-    images = images[: columns * columns]
-    rows = -(-len(images) // columns)
-    pad = np.zeros((rows * columns - len(images), *images.shape[1:]), images.dtype) - 1.0
-    grid = np.concatenate([images, pad]).reshape(rows, columns, *images.shape[1:])
-    grid = grid.transpose(0, 2, 1, 3, 4).reshape(
-        rows * images.shape[1], columns * images.shape[2], -1
-    )
-    pixels = np.clip((grid + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
-
-
-def scatter_png(samples: np.ndarray, path: Path, title: str) -> None:
-    """A 2-D scatter plot of samples."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(samples[:, 0], samples[:, 1], s=0.5, alpha=0.5, rasterized=True)
-    ax.set_title(title)
-    ax.set_aspect("equal")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)

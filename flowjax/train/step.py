@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from flowjax.contracts import Family
+from flowjax.contracts import Family, TrainContext
 from flowjax.models import Functional
 from flowjax.train import build
 from flowjax.train.config import TrainConfig
@@ -30,10 +30,13 @@ def _cast_floats(tree: Any, dtype: Any) -> Any:
 
 
 def make_train_step(
-    config: TrainConfig, family: Family, v: Functional, optimizer: optax.GradientTransformation
+    config: TrainConfig,
+    family: Family,
+    network: Functional,
+    optimizer: optax.GradientTransformation,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
-    """Build `train_step` for the network `v(params, x, t, key=None, **cond)` trained by
-    `family.loss`.
+    """Build `train_step` for `network(params, x, t, key=None, **cond)` trained by
+    `family.loss` (with a `TrainContext`).
 
     The batch is split into `optim.accumulate` micro-batches whose gradients are averaged
     (a `lax.scan`). With precision "bfloat16" the network runs on bf16 copies of the float32
@@ -47,30 +50,35 @@ def make_train_step(
     compute_dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     accumulate = config.optim.accumulate
 
-    def network(params: Any, x: jax.Array, t: jax.Array, **cond: Any) -> jax.Array:
+    def field(params: Any, x: jax.Array, t: jax.Array, key: jax.Array, **cond: Any) -> jax.Array:
         """The network in the compute dtype; its floating outputs come back as float32."""
-        out = v(
+        out = network(
             _cast_floats(params, compute_dtype),
             _cast_floats(x, compute_dtype),
             t,
+            key=key,
             **_cast_floats(cond, compute_dtype),
         )
         return _cast_floats(out, jnp.float32)
 
-    def loss_fn(params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, dict]:
-        field = functools.partial(network, key=jax.random.fold_in(key, 11))
-        return family.loss(field, params, key, batch)
+    def loss_fn(
+        params: Any, batch: Batch, key: jax.Array, context: TrainContext
+    ) -> tuple[jax.Array, dict]:
+        dropout = functools.partial(field, key=jax.random.fold_in(key, 11))
+        return family.loss(dropout, params, key, batch, context)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def gradients(params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, dict, Any]:
+    def gradients(
+        params: Any, batch: Batch, key: jax.Array, context: TrainContext
+    ) -> tuple[jax.Array, dict, Any]:
         if accumulate == 1:
-            (loss, aux), grads = grad_fn(params, batch, key)
+            (loss, aux), grads = grad_fn(params, batch, key, context)
             return loss, aux, grads
         micro = jax.tree.map(lambda a: a.reshape(accumulate, -1, *a.shape[1:]), batch)
 
         def add(carry: Any, xs: tuple[Batch, jax.Array]) -> tuple[Any, tuple]:
-            (loss, aux), grads = grad_fn(params, *xs)
+            (loss, aux), grads = grad_fn(params, *xs, context)
             return jax.tree.map(jnp.add, carry, grads), (loss, aux)
 
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -80,7 +88,8 @@ def make_train_step(
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         key = jax.random.fold_in(state.prng_key, state.step)
-        loss, aux, grads = gradients(state.params, batch, key)
+        context = TrainContext(state.step, config.steps, jax.lax.stop_gradient(state.ema_params))
+        loss, aux, grads = gradients(state.params, batch, key, context)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(params)

@@ -5,7 +5,6 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -13,6 +12,8 @@ import pytest
 
 from tests.shared_data import shared_data
 from tests.train.helpers import (
+    CLI,
+    cli_report,
     env,
     max_difference,
     metrics,
@@ -200,28 +201,11 @@ def test_cli_trains_samples_evaluates_and_reports_user_errors(tmp_path):
         [m["loss"] for m in logged if "loss" in m],
         rtol=1e-6,
     )
-    cli = [sys.executable, "-m", "flowjax.cli"]
-    sample = subprocess.run(
-        [*cli, "sample", "--workdir", str(workdir), "--num", "300", "--method", "rk4"],
-        env=env(1),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert sample.returncode == 0, sample.stderr[-2000:]
-    report = json.loads(sample.stdout.strip().splitlines()[-1])
+    report = cli_report("sample", "--workdir", str(workdir), "--num", "300", "--method", "rk4")
     assert report["shape"] == [300, 2] and report["nfe"] == 400
     assert np.load(workdir / "samples.npz")["samples"].shape == (300, 2)
-    evaluate = subprocess.run(
-        [*cli, "evaluate", "--workdir", str(workdir)],
-        env=env(1),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert evaluate.returncode == 0 and "eval/nll" in json.loads(
-        evaluate.stdout.strip().splitlines()[-1]
-    )
+    assert {"eval/nll", "eval/w2"} <= set(cli_report("evaluate", "--workdir", str(workdir)))
+    cli = CLI
     for argv, message in [
         (
             [*cli, "train", str(tmp_path / "nope.py"), "--workdir", str(tmp_path / "x")],
@@ -235,6 +219,10 @@ def test_cli_trains_samples_evaluates_and_reports_user_errors(tmp_path):
         ([*cli, "sample", "--workdir", str(tmp_path / "empty")], "holds no run"),
         ([*cli, "fid", "--workdir", str(workdir), "--num", "1"], "--num and --reference"),
         ([*cli, "sample", "--workdir", str(workdir), "--steps", "0"], "--steps must be positive"),
+        (
+            [*cli, "sample", "--workdir", str(workdir), "--method", "rk45"],
+            "--method 'rk45'; the run's family has ['dopri5'",
+        ),
         ([*cli, "fid", "--workdir", str(workdir)], "FID needs an image run"),
     ]:
         out = subprocess.run(argv, env=env(1), capture_output=True, text=True, timeout=300)
@@ -263,18 +251,9 @@ def test_mnist_run_resumes_the_data_iterator_exactly(tmp_path):
     saved = json.loads((tmp_path / "resumed" / "config.json").read_text())
     saved["data"]["path"] = str(tmp_path / "moved-away")
     (tmp_path / "resumed" / "config.json").write_text(json.dumps(saved))
-    out = subprocess.run(
-        [*SAMPLE, "--workdir", str(tmp_path / "resumed"), "--num", "12", "--method", "euler"],
-        env=env(1),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1])["shape"] == [12, 28, 28, 1]
-
-
-SAMPLE = [sys.executable, "-m", "flowjax.cli", "sample"]
+    resumed = str(tmp_path / "resumed")
+    report = cli_report("sample", "--workdir", resumed, "--num", "12", "--method", "euler")
+    assert report["shape"] == [12, 28, 28, 1]
 
 
 @pytest.mark.slow
@@ -294,33 +273,14 @@ def test_tiny_class_conditional_unet_trains_on_mnist_and_samples_with_guidance(t
     ]
     run_train(tmp_path, *unet, "--config.steps=6", timeout=600)
     assert all(np.isfinite(m["loss"]) for m in metrics(tmp_path) if "loss" in m)
-    out = subprocess.run(
-        [
-            *SAMPLE,
-            "--workdir",
-            str(tmp_path),
-            "--num",
-            "20",
-            "--method",
-            "euler",
-            "--guidance",
-            "2",
-        ],
-        env=env(1),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    sample = ["sample", "--workdir", str(tmp_path), "--num", "20", "--method", "euler"]
+    report = cli_report(*sample, "--guidance", "2", timeout=600)
     assert report["shape"] == [20, 28, 28, 1] and report["nfe"] == 100
     assert report["samples_per_s"] > 0 and report["compile_s"] > 0
     samples = np.load(tmp_path / "samples.npz")["samples"]
     assert np.isfinite(samples).all() and (tmp_path / "samples.png").stat().st_size > 1000
-    fid = [*SAMPLE[:-1], "fid", "--workdir", str(tmp_path), "--num", "20", "--reference", "30"]
+    fid = ["fid", "--workdir", str(tmp_path), "--num", "20", "--reference", "30"]
     fid += ["--method", "euler", "--steps", "5", "--batch", "10", "--guidance", "2"]
-    out = subprocess.run(fid, env=env(1), capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = cli_report(*fid, timeout=600)
     assert report["num"] == 20 and report["nfe"] == 5 and report["fid"] > 0
     assert (tmp_path / "fid" / "fid_reference_train_30.npz").is_file()

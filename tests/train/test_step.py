@@ -161,7 +161,7 @@ SEEN = []  # (what, dtype) as traced
 class _TokenFamily:
     """A family on int32 tokens: its loss sees the batch as it came."""
 
-    def loss(self, field, params, key, batch):
+    def loss(self, field, params, key, batch, context=None):
         SEEN.append(("batch", batch["x1"].dtype))
         out = field(params, batch["x1"], jnp.full(batch["x1"].shape[:1], 0.5))
         return jnp.mean(jnp.square(out)), {}

@@ -1,0 +1,45 @@
+"""PNG pictures of samples on the host: scatter plots of 2-D points and grids of images."""
+
+from pathlib import Path
+
+import numpy as np
+
+
+def samples_png(samples: np.ndarray, path: Path, title: str) -> None:
+    """A scatter plot for 2-D vectors, an image grid for `[N, H, W, C]` images in [-1, 1]."""
+    if samples.ndim == 4:
+        image_grid_png(samples, path)
+    elif samples.ndim == 2 and samples.shape[1] == 2:
+        scatter_png(samples, path, title)
+
+
+def image_grid_png(images: np.ndarray, path: Path, columns: int = 10) -> None:
+    """Up to 100 images in [-1, 1] as one PNG grid."""
+    from PIL import Image
+
+    images = images[: columns * columns]
+    rows = -(-len(images) // columns)
+    pad = np.zeros((rows * columns - len(images), *images.shape[1:]), images.dtype) - 1.0
+    grid = np.concatenate([images, pad]).reshape(rows, columns, *images.shape[1:])
+    grid = grid.transpose(0, 2, 1, 3, 4).reshape(
+        rows * images.shape[1], columns * images.shape[2], -1
+    )
+    pixels = np.clip((grid + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+
+
+def scatter_png(samples: np.ndarray, path: Path, title: str) -> None:
+    """A 2-D scatter plot of samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(samples[:, 0], samples[:, 1], s=0.5, alpha=0.5, rasterized=True)
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
