@@ -1,18 +1,23 @@
-"""`flowjax train | sample | evaluate`: the command line.
+"""`flowjax train | sample | evaluate | fid`: the command line.
 
     flowjax train CONFIG.py [--config.section.field=value ...] --workdir DIR
+                  [--allow-changes] [--restart]
     flowjax sample --workdir DIR [--num 10000] [--method dopri5 | euler --steps N] [--guidance W]
                    [--out samples.npz]
     flowjax evaluate --workdir DIR
     flowjax fid --workdir DIR [--num 10000] [--reference N] [--method dopri5] [--guidance W]
 
-The sampler methods are those of the run's family (default: the run's `log.eval_method`).
+`train` resumes automatically from DIR (other hyperparameters only with `--allow-changes`,
+recorded in DIR/history.jsonl; `--restart` moves the run aside and starts over); `sample`,
+`evaluate` and `fid` restore the trained network from DIR alone (its config, data spec and
+newest checkpoint), write nothing but their outputs, and read data only where the evaluation
+needs it (held-out images, FID reference statistics). Samples and evaluations come from the
+run's method family (sampler methods: the family's; default: the run's `log.eval_method`).
 
-`train` resumes automatically from DIR; `sample`, `evaluate` and `fid` restore the trained
-network from DIR alone (its config, data spec and newest checkpoint) and read data only where
-the evaluation needs it (held-out images, FID reference statistics). Samples and evaluations
-come from the run's method family. User mistakes (bad config, missing files) are reported as
-one line on stderr with exit status 2.
+Exit status: 0 done; 2 a user mistake or an environment fault (one line on stderr; `--debug`
+shows the traceback); 1 training stopped as it diverged (non-finite steps beyond the budget);
+75 (`guards.PREEMPTED`) stopped by SIGTERM / SIGINT after saving: rerun the same command to
+resume.
 """
 
 import argparse
@@ -21,6 +26,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from flowjax.train.checkpoint import DamagedCheckpointError
 from flowjax.train.config import (
@@ -28,35 +34,31 @@ from flowjax.train.config import (
     TrainConfig,
     apply_overrides,
     family_class,
-    from_dict,
     load_config,
 )
-from flowjax.train.loop import NonFiniteError, make_evaluation, setup, train
+from flowjax.train.guards import PREEMPTED, NonFiniteError, Preempted
+from flowjax.train.loop import make_evaluation, setup, train
+from flowjax.train.resume import effective_config
 
 USER_ERRORS = (ConfigError, FileNotFoundError, DamagedCheckpointError)
 
 
-def _saved_config(workdir: Path) -> TrainConfig:
-    path = workdir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{workdir} holds no run (no config.json): train one first")
-    return from_dict(TrainConfig, json.loads(path.read_text()))
-
-
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     config = apply_overrides(load_config(args.config), overrides)
-    state = train(config, args.workdir)
+    state = train(config, args.workdir, allow_changes=args.allow_changes, restart=args.restart)
     print(f"done at step {int(state.step)}; run in {args.workdir}")
 
 
 def _sampling(config: TrainConfig, args: argparse.Namespace, num: int) -> TrainConfig:
     """The run's config with the sampler of the command line (method, steps, guidance; those
-    not given stay the run's), checked against the family's sampler methods."""
+    not given stay the run's), checked before anything is restored."""
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be positive, got {args.steps}")
     methods = family_class(config.family).sampler_methods
     if args.method is not None and args.method not in methods:
         raise ConfigError(f"--method {args.method!r}; the run's family has {list(methods)}")
+    if args.guidance is not None and config.model.arguments().get("num_classes") is None:
+        raise ConfigError("--guidance needs a class-conditional run (model.num_classes)")
     log = dataclasses.replace(
         config.log,
         num_samples=num,
@@ -73,7 +75,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     from flowjax.train import evaluation
 
-    config = _sampling(_saved_config(args.workdir), args, args.num)
+    if args.num < 1:
+        raise ConfigError(f"--num must be positive, got {args.num}")
+    config = _sampling(effective_config(args.workdir), args, args.num)
     parts = setup(config, args.workdir, read_only=True)
     params = parts.state.ema_params if args.ema else parts.state.params
     sampler = evaluation.make_sampler(
@@ -97,7 +101,7 @@ def cmd_fid(args: argparse.Namespace) -> None:
 
     if args.num < 2 or args.batch < 1 or (args.reference is not None and args.reference < 2):
         raise ConfigError("--num and --reference must be at least 2, --batch at least 1")
-    config = _saved_config(args.workdir)
+    config = effective_config(args.workdir)
     config = _sampling(config, args, config.log.num_samples)
     parts = setup(config, args.workdir, read_only=True)
     if len(parts.data.event_shape) != 3:
@@ -117,32 +121,46 @@ def cmd_fid(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    config = _saved_config(args.workdir)
+    config = effective_config(args.workdir)
     parts = setup(config, args.workdir, read_only=True)
     metrics = make_evaluation(parts, config)(parts.state.ema_params)
     print(json.dumps({"step": int(parts.state.step), **metrics}))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line (`flowjax: error: ...`) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"flowjax: error: {self.prog.removeprefix('flowjax ')}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flowjax", description="Flow Matching training and sampling")
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train (or resume) a run")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    p = _Parser(prog="flowjax", description="Flow Matching training and sampling")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    t = sub.add_parser("train", parents=[common], help="train (or resume) a run")
     t.add_argument("config", type=Path, help="a Python file defining get_config()")
     t.add_argument("--workdir", type=Path, required=True)
-    s = sub.add_parser("sample", help="sample from a run's latest checkpoint (EMA parameters)")
+    t.add_argument(
+        "--allow-changes", action="store_true", help="resume with changed hyperparameters"
+    )
+    t.add_argument(
+        "--restart", action="store_true", help="move the workdir's run aside and start over"
+    )
+    s = sub.add_parser("sample", parents=[common], help="sample from a run (EMA parameters)")
     s.add_argument("--workdir", type=Path, required=True)
     s.add_argument("--num", type=int, default=10_000)
     s.add_argument("--method", help="a sampler method of the run's family (default: the run's)")
     s.add_argument("--steps", type=int, help="steps of a fixed-step method (default: the run's)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path)
-    s.add_argument(
-        "--guidance", type=float, help="guidance scale for class-conditional models (default 1)"
-    )
+    s.add_argument("--guidance", type=float, help="guidance scale of a class-conditional run")
     s.add_argument("--no-ema", dest="ema", action="store_false")
-    e = sub.add_parser("evaluate", help="evaluate a run's latest checkpoint")
+    e = sub.add_parser("evaluate", parents=[common], help="evaluate a run's latest checkpoint")
     e.add_argument("--workdir", type=Path, required=True)
-    f = sub.add_parser("fid", help="FID of an image run's samples against its training data")
+    f = sub.add_parser("fid", parents=[common], help="FID of an image run's samples")
     f.add_argument("--workdir", type=Path, required=True)
     f.add_argument("--num", type=int, default=10_000, help="samples")
     f.add_argument("--reference", type=int, help="data images (a fixed subset; default all)")
@@ -156,27 +174,43 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _message(error: Exception) -> str:
+    """The error in one line; an OS fault as the path and the cause."""
+    if isinstance(error, OSError) and error.errno is not None:
+        where = "" if error.filename is None else f"{error.filename}: "
+        return f"{where}{error.strerror}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
     overrides = [a for a in extra if a.startswith("--config.")]
     unknown = [a for a in extra if not a.startswith("--config.")]
+    commands = {
+        "train": lambda: cmd_train(args, overrides),
+        "sample": lambda: cmd_sample(args),
+        "evaluate": lambda: cmd_evaluate(args),
+        "fid": lambda: cmd_fid(args),
+    }
     try:
         if unknown:
             raise ConfigError(f"unrecognized arguments: {' '.join(unknown)}")
         if overrides and args.command != "train":
             raise ConfigError("--config.* overrides apply to `flowjax train` only")
-        {
-            "train": lambda: cmd_train(args, overrides),
-            "sample": lambda: cmd_sample(args),
-            "evaluate": lambda: cmd_evaluate(args),
-            "fid": lambda: cmd_fid(args),
-        }[args.command]()
-    except USER_ERRORS as error:
-        print(f"flowjax: error: {error}", file=sys.stderr)
-        return 2
-    except NonFiniteError as error:
-        print(f"flowjax: training stopped: {error}", file=sys.stderr)
-        return 1
+        commands[args.command]()
+    except Exception as error:
+        if args.debug:
+            raise
+        for kind, status, label in (
+            (Preempted, PREEMPTED, "preempted"),
+            (NonFiniteError, 1, "training stopped"),
+            (USER_ERRORS, 2, "error"),
+            (OSError, 2, "error"),
+        ):
+            if isinstance(error, kind):
+                print(f"flowjax: {label}: {_message(error)}", file=sys.stderr)
+                return status
+        raise
     return 0
 
 

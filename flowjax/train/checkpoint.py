@@ -52,6 +52,7 @@ class Checkpointer:
         self, directory: str | epath.Path, config: CheckpointConfig, data_handler: Any = None
     ) -> None:
         self.read_only = data_handler is None
+        self.moved: list[epath.Path] = []  # damaged steps set aside by this checkpointer
         policies = [checkpoint_managers.LatestN(n=config.keep)]
         best = {}
         if config.best_metric is not None:
@@ -102,11 +103,22 @@ class Checkpointer:
             "meta"
         ]
 
+    def newest_meta(self) -> tuple[int, dict] | None:
+        """`(step, meta)` of the newest step whose meta item reads (the newer ones are damaged
+        and set aside), or None."""
+        for s in self.all_steps()[::-1]:
+            try:
+                return s, self.read_meta(s)
+            except Exception as error:  # orbax raises many types for damaged files
+                self._damaged(s, error)
+        return None
+
     def restore(
         self, abstract_state: Any, data_args: Any = None, step: int | None = None
     ) -> tuple[int, Any, dict, Any] | None:
         """The newest good checkpoint (or exactly `step`) as `(step, state, meta, data item)`
-        (the data item None without `data_args`). None if there is no checkpoint."""
+        (the data item None without `data_args`). None if there is no good checkpoint
+        (`moved` then lists the damaged steps that were set aside)."""
         steps = [step] if step is not None else self.all_steps()[::-1]
         for s in steps:
             try:
@@ -121,22 +133,25 @@ class Checkpointer:
                 )
                 _verify(restored["state"], restored["meta"]["checksums"])
             except Exception as error:  # orbax raises many types for damaged files
-                message = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
                 if step is not None:
                     raise DamagedCheckpointError(
-                        f"checkpoint step {s} is damaged ({message})"
+                        f"checkpoint step {s} is damaged ({_summary(error)})"
                     ) from error
-                where = "left in place" if self.read_only else f"moved to {self._set_aside(s)}"
-                warnings.warn(
-                    f"checkpoint step {s} in {self.directory} is damaged ({message}); "
-                    f"{where}, falling back to the previous step",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                self._damaged(s, error)
                 continue
             data = restored["data"] if data_args is not None else None
             return s, restored["state"], restored["meta"], data
         return None
+
+    def _damaged(self, step: int, error: Exception) -> None:
+        """Warn about a damaged step and set it aside (a read-only checkpointer leaves it)."""
+        where = "left in place" if self.read_only else f"moved to {self._set_aside(step)}"
+        warnings.warn(
+            f"checkpoint step {step} in {self.directory} is damaged ({_summary(error)}); "
+            f"{where}, falling back to the previous step",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     def _set_aside(self, step: int) -> epath.Path:
         """Move a damaged step out of the manager's directory (process 0 moves; all reload)."""
@@ -149,6 +164,7 @@ class Checkpointer:
 
             multihost_utils.sync_global_devices(f"flowjax_set_aside_{step}")
         self._manager.reload()
+        self.moved.append(target)
         return target
 
     def wait(self) -> None:
@@ -156,6 +172,10 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _summary(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
 
 
 def _verify(state: Any, saved: list[list[float]]) -> None:

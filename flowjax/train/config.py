@@ -183,12 +183,16 @@ class LogConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A training run. `flow` is the section of `family` (a name in
-    `flowjax.families.FAMILIES` or an import path `"package.module:Class"`)."""
+    `flowjax.families.FAMILIES` or an import path `"package.module:Class"`). A step whose
+    loss, gradients or update is not finite is skipped (its update not applied); `nonfinite =
+    "skip"` tolerates `nonfinite_budget` consecutive skipped steps before the run stops with an
+    error, "stop" none."""
 
     seed: int = 0
     steps: int = 10_000
     precision: str = "float32"
     nonfinite: str = "skip"
+    nonfinite_budget: int = 10
     distributed: str = "auto"
     family: str = "cfm"
     data: DataConfig = DataConfig()
@@ -476,6 +480,7 @@ def validate(
         if not flat[key] > 0:
             raise ConfigError(f"config.{key} must be positive, got {flat[key]}")
     for key in [
+        "nonfinite_budget",
         "optim.warmup_steps",
         "optim.weight_decay",
         "log.every",

@@ -1,4 +1,5 @@
-"""The training loop: restore or start, step, log, evaluate, checkpoint, stop cleanly.
+"""The training loop: restore or start, step, log, evaluate, checkpoint, stop cleanly (see
+`guards` for non-finite steps and signals).
 
     state = flowjax.train.loop.train(config, workdir)
 
@@ -6,12 +7,12 @@ A workdir holds one run: `checkpoints/` (Orbax), `metrics.jsonl`, `tensorboard/`
 `samples/` (PNGs), `config.json` and `data_spec.json` (the `DataSpec` the run was built for, so
 that `setup(..., read_only=True)` needs no data). Calling `train` again on the same workdir
 resumes the run exactly (same data order, same keys). SIGTERM or SIGINT finishes the current
-step, saves and returns.
+step, saves and raises `Preempted`.
 """
 
 import dataclasses
 import json
-import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,75 +25,17 @@ from tqdm import tqdm
 
 from flowjax import models
 from flowjax.contracts import DataSpec, Family
-from flowjax.train import build
-from flowjax.train.checkpoint import Checkpointer
-from flowjax.train.config import ConfigError, MeshConfig, TrainConfig, to_json, validate
+from flowjax.train import build, resume
+from flowjax.train.checkpoint import Checkpointer, DamagedCheckpointError
+from flowjax.train.config import MeshConfig, TrainConfig, to_json, validate
 from flowjax.train.distributed import maybe_initialize
 from flowjax.train.evaluation import Evaluation, draw_samples
+from flowjax.train.guards import NonFiniteWatch, Preempted, StopRequest
 from flowjax.train.inputs import held_out, make_batches
 from flowjax.train.sharding import make_mesh, state_shardings
 from flowjax.train.state import TrainState, init_state
 from flowjax.train.step import make_train_step
 from flowjax.train.writers import MetricWriter
-
-# Config sections that fix what a checkpoint holds: resuming with other values is refused.
-STRUCTURAL = (
-    "seed",
-    "family",
-    "model",
-    "flow",
-    "data.kind",
-    "data.distribution",
-    "data.name",
-    "optim.grad_clip",
-)
-
-
-class NonFiniteError(RuntimeError):
-    """Raised with nonfinite = "stop" when a loss or gradient is not finite."""
-
-
-class StopRequest:
-    """Turns SIGTERM / SIGINT into a flag that the loop reads between steps."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        del frame
-        self.requested = True
-        print(
-            f"\nreceived {signal.Signals(signum).name}: finishing the step, saving, exiting",
-            flush=True,
-        )
-
-    def restore_handlers(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
-
-
-def check_compatible(config: TrainConfig, saved: dict, workdir: Path) -> None:
-    """Refuse to resume a run whose structural config differs."""
-    old, new = _leaves(saved), _leaves(json.loads(to_json(config)))
-    diffs = [
-        f"{key.rstrip('.')}: {old.get(key)!r} -> {new.get(key)!r}"
-        for key in sorted(set(old) | set(new))
-        if key.startswith(tuple(f"{s}." for s in STRUCTURAL)) and old.get(key) != new.get(key)
-    ]
-    if diffs:
-        raise ConfigError(
-            f"{workdir} holds a run with another config ({'; '.join(diffs)}); "
-            "resume with the same settings or use a new --workdir"
-        )
 
 
 class Run(NamedTuple):
@@ -113,11 +56,15 @@ class Run(NamedTuple):
 DATA_SPEC = "data_spec.json"  # the run's DataSpec, beside config.json
 
 
-def setup(config: TrainConfig, workdir: Path, *, read_only: bool = False) -> Run:
+def setup(
+    config: TrainConfig, workdir: Path, *, read_only: bool = False, allow_changes: bool = False
+) -> Run:
     """Everything but the loop: mesh, data, family, network, optimizer and the state (restored
-    or fresh). `read_only` restores a trained run from the workdir alone (its `config.json`,
-    data spec and newest checkpoint, through an abstract target), without its data, onto all of
-    this machine's devices (parameters replicated), writing nothing."""
+    or fresh). A restored run must have the checkpoint's config up to operational settings;
+    changed hyperparameters need `allow_changes` (see `resume`). `read_only` restores a trained
+    run from the workdir alone (its `config.json`, data spec and newest checkpoint, through an
+    abstract target), without its data, onto all of this machine's devices (parameters
+    replicated), writing nothing."""
     if read_only:  # on this machine's devices, whatever the training run's mesh
         config = dataclasses.replace(config, mesh=MeshConfig())
     maybe_initialize(config.distributed)
@@ -143,14 +90,22 @@ def setup(config: TrainConfig, workdir: Path, *, read_only: bool = False) -> Run
         config.checkpoint,
         None if read_only else batches.checkpoint_handler(),
     )
-    steps = checkpointer.all_steps()
-    if steps and not read_only:
-        check_compatible(config, checkpointer.read_meta(steps[-1])["config"], workdir)
+    newest = None if read_only else checkpointer.newest_meta()
+    if newest is not None:
+        diff = resume.changes(config, newest[1]["config"], workdir, allow_changes)
+        if diff and jax.process_index() == 0:
+            resume.record(workdir, newest[0], diff)
     restored = checkpointer.restore(target, None if read_only else batches.restore_args())
     if restored is not None:
         _, state, _, item = restored
         if batches is not None:
             batches.load(item)
+    elif checkpointer.moved:
+        raise DamagedCheckpointError(
+            f"every checkpoint of {workdir} is damaged: moved "
+            f"{', '.join(str(m) for m in checkpointer.moved)} aside; `flowjax train --restart` "
+            "starts the run over"
+        )
     elif read_only:
         raise FileNotFoundError(f"{workdir} has no checkpoint to load")
     else:
@@ -176,17 +131,39 @@ def _any_process(flag: bool) -> bool:
     return bool(multihost_utils.process_allgather(jnp.array(flag)).any())
 
 
-def train(config: TrainConfig, workdir: str | Path) -> TrainState:
-    """Train (or resume) the run in `workdir` up to `config.steps`; returns the final state."""
+def train(
+    config: TrainConfig,
+    workdir: str | Path,
+    *,
+    allow_changes: bool = False,
+    restart: bool = False,
+) -> TrainState:
+    """Train (or resume) the run in `workdir` up to `config.steps`; returns the final state.
+
+    Resuming with other hyperparameters needs `allow_changes` (recorded in the run's
+    history); `restart` moves the run's files aside (`resume.set_aside_run`) and starts over.
+    Raises `NonFiniteError` when the run diverges, `Preempted` after a signal's save."""
     workdir = Path(workdir)
-    parts = setup(config, workdir)
+    if restart:
+        resume.set_aside_run(workdir, config.checkpoint.directory)
+    parts = setup(config, workdir, allow_changes=allow_changes)
     mesh, batches, state = parts.mesh, parts.batches, parts.state
     checkpointer: Checkpointer = parts.checkpointer
     main_process = jax.process_index() == 0
+    step = int(jax.device_get(state.step))
     if main_process:
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(to_json(config))
+        if step == 0:  # a new run; a resumed one keeps its config.json and history
+            (workdir / "config.json").write_text(to_json(config))
         (workdir / DATA_SPEC).write_text(json.dumps(parts.data.to_dict()))
+    if step >= config.steps:
+        checkpointer.close()
+        print(
+            f"flowjax: {workdir} is at step {step}, at or past config.steps = {config.steps}: "
+            "nothing to train",
+            file=sys.stderr,
+        )
+        return state
     meta = {"config": json.loads(to_json(config))}
     step_fn = jax.jit(
         make_train_step(config, parts.family, parts.network, parts.optimizer),
@@ -194,11 +171,12 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
         out_shardings=(parts.shardings, NamedSharding(mesh, PartitionSpec())),
         donate_argnums=0,
     )
-    writer = MetricWriter(workdir)
+    writer = MetricWriter(workdir, step)
     evaluate = make_evaluation(parts, config)
     sampler = evaluate.sampler(config.log.num_samples)
+    budget = 0 if config.nonfinite == "stop" else config.nonfinite_budget
+    watch = NonFiniteWatch(budget)
     stop = StopRequest()
-    step = int(jax.device_get(state.step))
     window_start = (step, time.perf_counter())  # steps/s over each logging window
     sync_every = min(config.log.every or 10, 10)
     eval_metrics: dict[str, float] | None = None
@@ -216,19 +194,14 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
         while step < config.steps:
             state, metrics = step_fn(state, next(batches))
             step += 1
+            watch.add(step, metrics.pop("nonfinite"))
             window.append(metrics)
             bar.update()
+            if step % sync_every == 0:
+                watch.check()
             if config.log.every and (step % config.log.every == 0 or step == config.steps):
                 summary = _mean(window)
-                skipped = round((1.0 - summary.pop("finite")) * len(window))
-                if skipped and config.nonfinite == "stop":
-                    first = step - len(window) + 1
-                    raise NonFiniteError(
-                        f"non-finite loss or gradients in {skipped} of steps {first}..{step}; "
-                        "those updates were not applied and no later state was saved "
-                        "(set nonfinite='skip' to continue past them)"
-                    )
-                summary["skipped_steps"] = skipped
+                summary["skipped_steps"] = round((1.0 - summary.pop("finite")) * len(window))
                 now = time.perf_counter()
                 summary["steps_per_s"] = (step - window_start[0]) / (now - window_start[1])
                 window_start = (step, now)
@@ -249,13 +222,18 @@ def train(config: TrainConfig, workdir: str | Path) -> TrainState:
             stopping = step % sync_every == 0 and _any_process(stop.requested)
             stopping = stopping or (jax.process_count() == 1 and stop.requested)
             if step % config.checkpoint.every == 0 or step == config.steps or stopping:
-                checkpointer.save(step, state, batches.save_args(), meta, metrics=eval_metrics)
+                watch.check()
+                if not watch.skipping:
+                    checkpointer.save(step, state, batches.save_args(), meta, metrics=eval_metrics)
             if stopping:
                 break
+        watch.finish()
     finally:
         bar.close()
         stop.restore_handlers()
         checkpointer.wait()
         checkpointer.close()
         writer.close()
+    if stop.requested:
+        raise Preempted(stop.signal, step)
     return state

@@ -43,9 +43,11 @@ def make_train_step(
     parameters and floating inputs (integer inputs pass as they are); the family's objective,
     gradients, optimizer state and EMA stay float32. A non-finite loss or gradient leaves
     parameters, optimizer state and EMA unchanged (the step counter still advances) and is
-    reported as `metrics["finite"] = 0`; so does an update that would make a parameter
-    non-finite. The network gets a fresh dropout key each (micro-)step (`models.functional`
-    passes it to the models that use one); evaluation and sampling call it without one.
+    reported as `metrics["finite"] = 0` and `metrics["nonfinite"]` = 1, 2 or 3 (the loss, the
+    gradients or the updated parameters, the first that is not finite); so does an update that
+    would make a parameter non-finite. The network gets a fresh dropout key each (micro-)step
+    (`models.functional` passes it to the models that use one); evaluation and sampling call it
+    without one.
     """
     compute_dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     accumulate = config.optim.accumulate
@@ -92,7 +94,10 @@ def make_train_step(
         loss, aux, grads = gradients(state.params, batch, key, context)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(params)
+        checks = [jnp.isfinite(loss), _all_finite(grads), _all_finite(params)]
+        finite = checks[0] & checks[1] & checks[2]
+        # 0, or which came first of the loss (1), the gradients (2), the parameters (3)
+        nonfinite = jnp.where(finite, 0, 1 + jnp.argmin(jnp.stack(checks)))
         decay = build.ema_decay(config.optim, state.step.astype(jnp.float32))
         ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
 
@@ -112,6 +117,7 @@ def make_train_step(
             "param_norm": optax.tree.norm(state.params),
             "lr": build.learning_rate(config.optim, config.steps)(state.step),
             "finite": finite.astype(jnp.float32),
+            "nonfinite": nonfinite.astype(jnp.int32),
             **aux,
         }
         return new_state, metrics

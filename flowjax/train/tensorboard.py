@@ -4,8 +4,14 @@ An event file is a sequence of TFRecords (`uint64 length, masked crc32c(length),
 masked crc32c(data)`), each holding a serialized `Event` protobuf. Scalars need only a few
 protobuf fields, encoded here by hand:
 
-    Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
+    Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5;
+              SessionLog session_log = 6; }
     Summary { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; }
+    SessionLog { SessionStatus status = 1; }   (START = 1)
+
+A resumed run writes a SessionLog START at the first step it logs anew: TensorBoard then drops
+the events of earlier files from that step on (those of the interrupted run past its
+checkpoint), so no step is shown twice.
 """
 
 import socket
@@ -62,11 +68,15 @@ def event_bytes(
     wall_time: float,
     scalars: dict[str, float] | None = None,
     file_version: str | None = None,
+    session_start: bool = False,
 ) -> bytes:
-    """A serialized Event with scalar summaries (or the file-version header event)."""
+    """A serialized Event with scalar summaries (or the file-version header event, or a
+    SessionLog START)."""
     out = _field(1, 1, struct.pack("<d", wall_time)) + _field(2, 0, _varint(step))
     if file_version is not None:
         out += _field(3, 2, file_version.encode())
+    if session_start:
+        out += _field(6, 2, _field(1, 0, _varint(1)))
     if scalars:
         values = b"".join(
             _field(1, 2, _field(1, 2, tag.encode()) + _field(2, 5, struct.pack("<f", value)))
@@ -97,6 +107,11 @@ class EventFileWriter:
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self._file.write(record(event_bytes(step, time.time(), values)))
+        self._file.flush()
+
+    def session_start(self, step: int) -> None:
+        """Events of earlier files at `step` or later are orphaned (a resumed run)."""
+        self._file.write(record(event_bytes(step, time.time(), session_start=True)))
         self._file.flush()
 
     def close(self) -> None:

@@ -73,10 +73,10 @@ def cli_report(*args: str, timeout: int = 300) -> dict:
 
 def restore(workdir: Path, step: int | None = None) -> tuple[int, dict]:
     """(step, numpy params) of a run's checkpoint, restored in this process on one device."""
-    from flowjax.cli import _saved_config
     from flowjax.train.loop import setup
+    from flowjax.train.resume import effective_config
 
-    parts = setup(_saved_config(workdir), workdir, read_only=True)
+    parts = setup(effective_config(workdir), workdir, read_only=True)
     if step is not None:
         found = parts.checkpointer.restore(jax.eval_shape(lambda: parts.state), step=step)
         state = found[1]

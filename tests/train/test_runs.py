@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from flowjax.train.guards import PREEMPTED
 from tests.shared_data import shared_data
 from tests.train.helpers import (
     CLI,
@@ -112,7 +113,7 @@ def test_resume_after_sigkill_is_exact(tmp_path, resume_devices):
     )
 
 
-def test_sigterm_saves_and_exits_zero(tmp_path):
+def test_sigterm_saves_and_exits_as_preempted(tmp_path):
     workdir = tmp_path / "run"
     proc = subprocess.Popen(
         train_command(workdir, "--config.steps=1000000", "--config.checkpoint.every=200"),
@@ -124,35 +125,39 @@ def test_sigterm_saves_and_exits_zero(tmp_path):
     _wait_for_checkpoint(workdir, proc, 200)
     sent = time.time()
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err[-2000:]
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == PREEMPTED == 75, err[-2000:]
     assert time.time() - sent < 15
-    assert "received SIGTERM" in _ + err
+    assert "received SIGTERM" in out + err and "Traceback" not in err
     steps = sorted(int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit())
-    assert (
-        steps[-1] % 200 != 0 or steps[-1] > 200
-    )  # the stop step was saved, not only the periodic one
+    assert steps[-1] % 200 != 0 or steps[-1] > 200  # the stop step was saved, not only the periodic
+    assert f"flowjax: preempted: stopped by SIGTERM at step {steps[-1]}; saved" in err
     last_step, _params = restore(workdir)
     assert last_step == steps[-1]
 
 
-def test_non_finite_guard_skips_or_stops(tmp_path):
+def test_non_finite_runs_end_with_an_error_naming_the_first_bad_quantity(tmp_path):
+    """An overflowing learning rate skips every step: the run fails (exit 1) with one line,
+    whether it stops at once ("stop") or after its budget; nothing skipped is saved."""
     overflow = ["--config.steps=10", "--config.optim.lr=1e39"]
-    run_train(tmp_path / "skip", *overflow)
-    logged = [m for m in metrics(tmp_path / "skip") if "loss" in m]
-    assert sum(m["skipped_steps"] for m in logged) == 10
-    out = subprocess.run(
-        train_command(tmp_path / "stop", *overflow, "--config.nonfinite=stop"),
-        env=env(1),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 1
-    assert (
-        "flowjax: training stopped: non-finite loss or gradients in 5 of steps 1..5" in out.stderr
-    )
-    assert "Traceback" not in out.stderr
+    cases = {
+        "skip": (["--config.nonfinite_budget=3"], "4 steps skipped in a row from step 1"),
+        "all": ([], "all 10 steps of this run were skipped, from step 1"),
+        "stop": (["--config.nonfinite=stop"], "1 step skipped in a row from step 1"),
+    }
+    for name, (extra, message) in cases.items():
+        out = subprocess.run(
+            train_command(tmp_path / name, *overflow, *extra),
+            env=env(1),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 1, out.stderr[-2000:]
+        assert f"flowjax: training stopped: {message}" in out.stderr, out.stderr[-1000:]
+        assert "the updated parameters first went non-finite" in out.stderr
+        assert "Traceback" not in out.stderr
+        assert not list((tmp_path / name / "checkpoints").glob("[0-9]*"))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete", "flip"])
@@ -171,7 +176,7 @@ def test_damaged_latest_checkpoint_falls_back(tmp_path, damage):
         middle = len(data) // 2
         data[middle : middle + 64] = bytes(255 - b for b in data[middle : middle + 64])
         target.write_bytes(bytes(data))
-    out = run_train(tmp_path / "run", "--config.steps=20")
+    out = run_train(tmp_path / "run", "--config.steps=20", "--allow-changes")
     assert "checkpoint step 15" in out.stderr and "falling back to the previous step" in out.stderr
     run_train(tmp_path / "straight", "--config.steps=20")
     assert max_difference(restore(tmp_path / "run")[1], restore(tmp_path / "straight")[1]) == 0.0
@@ -243,7 +248,7 @@ def test_mnist_run_resumes_the_data_iterator_exactly(tmp_path):
         next((tmp_path / "resumed" / "checkpoints" / "10" / "data").glob("*.json")).read_text()
     )
     assert state["next_index"] == 10
-    run_train(tmp_path / "resumed", *mnist, "--config.steps=20")
+    run_train(tmp_path / "resumed", *mnist, "--config.steps=20", "--allow-changes")
     assert (
         max_difference(restore(tmp_path / "straight")[1], restore(tmp_path / "resumed")[1]) == 0.0
     )
