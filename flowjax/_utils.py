@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
@@ -64,8 +65,51 @@ def check_choice(value: str, choices: Mapping[str, Any] | tuple[str, ...], name:
         raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(choices)}")
 
 
+def check_cond(cond: Mapping | None, x: Array) -> None:
+    """Raise a ValueError unless every conditioning array is batched like `x: [B, ...]`."""
+    for name, value in (cond or {}).items():
+        for leaf in jax.tree.leaves(value):
+            if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != x.shape[0]:
+                raise ValueError(
+                    f"conditioning {name!r} must be batched like x: shape [B, ...] with "
+                    f"B = {x.shape[0]} (x: {x.shape}), got {jnp.shape(leaf)}"
+                )
+
+
 def call_field(
     v: Callable[..., Array], params: Any, x: Array, t: Array, cond: Mapping | None
 ) -> Array:
-    """Evaluate a velocity field `v(params, x, t, **cond)`, with `t` broadcast to `[B]`."""
+    """Evaluate a velocity field `v(params, x, t, **cond)`, with `t` broadcast to `[B]` and
+    the conditioning checked to be batched like `x`."""
+    check_cond(cond, x)
     return v(params, x, batch_time(t, x), **(cond or {}))
+
+
+def check_domain(
+    name: str,
+    value: Any,
+    low: float = -np.inf,
+    high: float = np.inf,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> None:
+    """Raise a ValueError naming `name` unless the concrete `value` lies in the interval
+    (`[low, high]`, either end open); traced values (and non-numbers: pytree placeholders)
+    pass unchecked."""
+    if value is None or isinstance(value, jax.core.Tracer):
+        return
+    try:
+        v = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return
+    above = v > low if open_low else v >= low
+    below = v < high if open_high else v <= high
+    if not np.all(above & below):
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
+
+
+def check_time(t: Any, name: str = "t") -> None:
+    """Times of a flow lie in [0, 1] (checked when concrete)."""
+    check_domain(name, t, 0.0, 1.0)

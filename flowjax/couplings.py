@@ -80,6 +80,11 @@ def ot_coupling(
         c = ot.cost_matrix(cost, x0, x1)
         source_labels = labels.pop("y0", None)
         if within is not None:
+            if within not in labels:
+                raise ValueError(
+                    f"ot_coupling(within={within!r}) needs the labels as {within}=..., got "
+                    f"{sorted(labels) or 'none'}"
+                )
             y1 = labels[within]
             y0 = jax.random.permutation(k_labels, y1) if source_labels is None else source_labels
             c = c + (y0[:, None] != y1[None, :]) * (1.0 + 2.0 * jnp.max(c)) * c.shape[0]

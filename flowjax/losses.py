@@ -6,7 +6,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from flowjax._utils import Array, check_choice, check_same_shape
+from flowjax._utils import Array, check_choice, check_cond, check_same_shape
 from flowjax.contracts import Source
 from flowjax.couplings import independent
 from flowjax.paths.affine import AffinePath
@@ -57,6 +57,7 @@ def cfm_loss(
     if x0 is None:
         x0 = source.sample(k_source, x1.shape, x1.dtype)
     check_same_shape(x0, x1, "x0,x1")
+    check_cond(cond, x1)
     x0, x1, cond = coupling(k_coupling, x0, x1, **(cond or {}))
     t = (time_sampler or Uniform())(k_time, x1.shape[:1])
     x_t, dx_t = path.sample(x0, x1, t, key=k_path)

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from flowjax._utils import Array, pytree_dataclass, static_field
+from flowjax._utils import Array, check_domain, pytree_dataclass, static_field
 from flowjax.contracts import DataSpec, Source
 
 
@@ -26,6 +26,9 @@ class Gaussian:
     variance-exploding path starts from its sigma_max)."""
 
     scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_domain("Gaussian scale", self.scale, 0.0, open_low=True)
 
     def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
         return (self.scale * jax.random.normal(key, shape, dtype)).astype(dtype)
@@ -45,6 +48,9 @@ class MaskToken:
 
     mask: int = static_field()
 
+    def __post_init__(self) -> None:
+        check_domain("MaskToken mask", self.mask, 0.0)
+
     def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.int32) -> Array:
         del key
         return jnp.full(shape, self.mask, dtype)
@@ -59,6 +65,9 @@ class UniformTokens:
     """Each token uniform over `[0, vocab_size)`, independently."""
 
     vocab_size: int = static_field()
+
+    def __post_init__(self) -> None:
+        check_domain("UniformTokens vocab_size", self.vocab_size, 1.0)
 
     def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.int32) -> Array:
         return jax.random.randint(key, shape, 0, self.vocab_size, dtype)

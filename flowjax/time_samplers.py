@@ -7,7 +7,7 @@ Each sampler is a pytree dataclass called as `sampler(key, shape) -> t` with val
 import jax
 import jax.numpy as jnp
 
-from flowjax._utils import Array, pytree_dataclass
+from flowjax._utils import Array, check_domain, pytree_dataclass
 
 
 def _clip(t: Array, eps: float) -> Array:
@@ -20,6 +20,9 @@ class Uniform:
 
     eps: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_domain("Uniform eps", self.eps, 0.0, 0.5, open_high=True)
+
     def __call__(self, key: Array, shape: tuple[int, ...]) -> Array:
         return _clip(jax.random.uniform(key, shape), self.eps)
 
@@ -31,6 +34,10 @@ class LogitNormal:
     mean: float = 0.0
     std: float = 1.0
     eps: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_domain("LogitNormal std", self.std, 0.0, open_low=True)
+        check_domain("LogitNormal eps", self.eps, 0.0, 0.5, open_high=True)
 
     def __call__(self, key: Array, shape: tuple[int, ...]) -> Array:
         return _clip(jax.nn.sigmoid(self.mean + self.std * jax.random.normal(key, shape)), self.eps)
@@ -45,6 +52,10 @@ class EDMLogNormal:
     p_mean: float = -1.2
     p_std: float = 1.2
     eps: float = 1e-4
+
+    def __post_init__(self) -> None:
+        check_domain("EDMLogNormal p_std", self.p_std, 0.0, open_low=True)
+        check_domain("EDMLogNormal eps", self.eps, 0.0, 1.0, open_high=True)
 
     def __call__(self, key: Array, shape: tuple[int, ...]) -> Array:
         sigma = jnp.exp(self.p_mean + self.p_std * jax.random.normal(key, shape))

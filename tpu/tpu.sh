@@ -38,19 +38,28 @@ case "${1:-}" in
          uv pip install --python .venv/bin/python -e ." ;;
   launch)
     # Logs and metrics go to a local workdir on each worker (written by process 0 only);
-    # checkpoints go to the bucket, where every worker writes its shards.
-    all "cd \$HOME/$REMOTE_DIR && nohup .venv/bin/python -m flowjax.cli train $CONFIG \
-         --workdir \$HOME/runs/$RUN --config.distributed=on \
-         --config.checkpoint.directory=$BUCKET/runs/$RUN/checkpoints $OVERRIDES > $LOG 2>&1 &" ;;
+    # checkpoints go to the bucket, where every worker writes its shards. A run stopped by a
+    # signal exits 75 after saving (flowjax.train.guards.PREEMPTED): it is relaunched, and
+    # resumes, unless `tpu.sh stop` asked for the stop (the STOP file).
+    all "cd \$HOME/$REMOTE_DIR && rm -f \$HOME/runs/$RUN.STOP && nohup bash -c '
+         while true; do
+           .venv/bin/python -m flowjax.cli train $CONFIG --workdir \$HOME/runs/$RUN \
+             --config.distributed=on --config.checkpoint.directory=$BUCKET/runs/$RUN/checkpoints \
+             $OVERRIDES; status=\$?
+           [ \$status -eq 75 ] && [ ! -e \$HOME/runs/$RUN.STOP ] || exit \$status
+           echo \"preempted (exit 75): relaunching\"; sleep 10
+         done' > $LOG 2>&1 &" ;;
   logs)
     "${GC[@]}" ssh "$TPU_NAME" --worker="${2:-0}" --command "tail -n 100 -f $LOG" ;;
   stop)
-    # SIGTERM first: the loop finishes its step and saves; then anything still holding the TPU.
-    all "pkill -TERM -f 'flowjax.cli train' || true; sleep 30; pkill -KILL -f 'flowjax.cli train' || true;
+    # SIGTERM first: the loop finishes its step and saves (the STOP file keeps launch's loop
+    # from relaunching it); then anything still holding the TPU.
+    all "mkdir -p \$HOME/runs && touch \$HOME/runs/$RUN.STOP; pkill -TERM -f '[f]lowjax.cli train' || true;
+         sleep 30; pkill -KILL -f '[f]lowjax.cli train' || true;
          sudo lsof -t /dev/accel* /dev/vfio/* 2>/dev/null | xargs -r sudo kill -9 || true" ;;
   status)
     "${GC[@]}" describe "$TPU_NAME" --format 'value(state,health)'
-    all "hostname; pgrep -af 'flowjax.cli train' || echo 'not training'" ;;
+    all "hostname; pgrep -af '[f]lowjax.cli train' || echo 'not training'" ;;
   ssh)
     "${GC[@]}" ssh "$TPU_NAME" --worker="${2:-0}" ;;
   delete)

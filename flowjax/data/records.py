@@ -47,6 +47,8 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def mnist(path: str | Path, split: str = "train") -> ArraySource:
     """MNIST from its IDX files in `path` (`train-images-idx3-ubyte[.gz]`, ... `t10k-*`)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"MNIST has the splits 'train' and 'test', got {split!r}")
     prefix = {"train": "train", "test": "t10k"}[split]
     path = Path(path)
 
@@ -169,3 +171,15 @@ def tfds_source(name: str, data_dir: str | Path, split: str = "train") -> Any:
     if not versions:
         raise FileNotFoundError(f"no prepared TFDS dataset at {root}/<version> (dataset_info.json)")
     return tfds.builder_from_directory(str(versions[-1])).as_data_source(split=split)
+
+
+def num_classes(source: Any) -> int | None:
+    """The number of classes a labelled record source's labels span (max label + 1), if it
+    knows without reading every record; None otherwise."""
+    labels = getattr(source, "labels", None)
+    if labels is None and isinstance(source, ArraySource):
+        labels = source.arrays.get("label")
+    if labels is not None:
+        return int(np.max(labels)) + 1 if len(labels) else 0
+    feature = getattr(getattr(source, "dataset_info", None), "features", {}).get("label")
+    return getattr(feature, "num_classes", None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from flowjax._utils import Array
@@ -126,7 +127,9 @@ class LabelEmbedding(nnx.Module):
 
     Row `num_classes` is the null class of classifier-free guidance: `y=None` selects it for the
     whole batch, and so does a label equal to `flowjax.guidance.NULL_LABEL` (-1) or to
-    `num_classes`. Labels must be integers of shape `[B]`.
+    `num_classes`. Labels must be integers of shape `[B]`; concrete labels outside
+    `[0, num_classes]` and -1 are a ValueError (traced ones cannot be checked here: the
+    training system checks its data's labels before compute).
     """
 
     def __init__(
@@ -154,6 +157,14 @@ class LabelEmbedding(nnx.Module):
                 raise ValueError(f"labels y must have shape [B] = {(batch,)}, got {y.shape}")
             if not jnp.issubdtype(y.dtype, jnp.integer):
                 raise ValueError(f"labels y must be integers, got dtype {y.dtype}")
+            if not isinstance(y, jax.core.Tracer):  # concrete labels: checked here, on the host
+                values = np.asarray(y)
+                bad = values[((values < 0) & (values != NULL_LABEL)) | (values > self.num_classes)]
+                if bad.size:
+                    raise ValueError(
+                        f"labels must lie in [0, {self.num_classes}) (or be the null class "
+                        f"{NULL_LABEL} or {self.num_classes}), got {sorted(set(bad.tolist()))}"
+                    )
             rows = jnp.where(y == NULL_LABEL, self.num_classes, y)
         table = self.embedding[...]
         return jnp.take(table if self.dtype is None else table.astype(self.dtype), rows, axis=0)

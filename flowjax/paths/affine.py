@@ -16,7 +16,14 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from flowjax._utils import Array, check_choice, check_same_shape, expand_time, pytree_dataclass
+from flowjax._utils import (
+    Array,
+    check_choice,
+    check_same_shape,
+    check_time,
+    expand_time,
+    pytree_dataclass,
+)
 from flowjax.contracts import PathSample
 from flowjax.paths.schedulers import Coefficients, Scheduler
 
@@ -53,6 +60,7 @@ class AffinePath:
         unused: the path is deterministic given its ends)."""
         del key
         check_same_shape(x0, x1, "x0,x1")
+        check_time(t)
         c = self.coefficients(t, x1)
         return PathSample(c.alpha * x1 + c.sigma * x0, c.d_alpha * x1 + c.d_sigma * x0)
 

@@ -10,7 +10,14 @@
 import jax
 import jax.numpy as jnp
 
-from flowjax._utils import Array, check_same_shape, expand_time, pytree_dataclass
+from flowjax._utils import (
+    Array,
+    check_domain,
+    check_same_shape,
+    check_time,
+    expand_time,
+    pytree_dataclass,
+)
 from flowjax.contracts import PathSample
 from flowjax.paths.schedulers import Scheduler
 
@@ -20,6 +27,9 @@ class Constant:
     """s_t = sigma."""
 
     sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_domain("Constant sigma", self.sigma, 0.0)
 
     def __call__(self, t: Array) -> tuple[Array, Array]:
         return jnp.full_like(t, self.sigma), jnp.zeros_like(t)
@@ -32,6 +42,9 @@ class BrownianBridge:
 
     sigma: float = 1.0
     floor: float = 1e-8
+
+    def __post_init__(self) -> None:
+        check_domain("BrownianBridge sigma", self.sigma, 0.0)
 
     def __call__(self, t: Array) -> tuple[Array, Array]:
         root = jnp.sqrt(jnp.maximum(t * (1.0 - t), self.floor))
@@ -47,6 +60,7 @@ class NoisyPath:
 
     def sample(self, x0: Array, x1: Array, t: Array, key: Array | None = None) -> PathSample:
         check_same_shape(x0, x1, "x0,x1")
+        check_time(t)
         c = self.scheduler(expand_time(t, x1))
         s, ds = self.noise(expand_time(t, x1))
         if key is None:

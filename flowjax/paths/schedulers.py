@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from flowjax._utils import Array, pytree_dataclass
+from flowjax._utils import Array, check_domain, pytree_dataclass
 
 
 class Coefficients(NamedTuple):
@@ -28,6 +28,12 @@ def _float(t: Array | float) -> Array:
     """`t` as a floating array (integers and Python numbers become the default float)."""
     t = jnp.asarray(t)
     return t if jnp.issubdtype(t.dtype, jnp.floating) else t.astype(float)
+
+
+def _difference(a: object, b: object) -> object:
+    """`a - b` for numbers; anything else (tracers, pytree placeholders) as it is."""
+    numbers = (int, float)
+    return a - b if isinstance(a, numbers) and isinstance(b, numbers) else a
 
 
 def _derivative(f: Callable[[Array], Array], t: Array) -> Array:
@@ -68,6 +74,9 @@ class CondOT(Scheduler):
 
     sigma_min: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_domain("CondOT sigma_min", self.sigma_min, 0.0, 1.0, open_high=True)
+
     def alpha(self, t: Array) -> Array:
         return _float(t)
 
@@ -90,6 +99,9 @@ class Polynomial(Scheduler):
     """Polynomial convex scheduler: alpha_t = t^n, sigma_t = 1 - t^n."""
 
     n: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_domain("Polynomial n", self.n, 0.0, open_low=True)
 
     def alpha(self, t: Array) -> Array:
         return _float(t) ** self.n
@@ -117,6 +129,10 @@ class VP(Scheduler):
 
     beta_min: float = 0.1
     beta_max: float = 20.0
+
+    def __post_init__(self) -> None:
+        check_domain("VP beta_min", self.beta_min, 0.0)
+        check_domain("VP beta_max - beta_min", _difference(self.beta_max, self.beta_min), 0.0)
 
     def _integral(self, t: Array) -> Array:
         s = 1.0 - _float(t)
@@ -194,6 +210,15 @@ class VE(Scheduler):
 
     sigma_min: float = 0.01
     sigma_max: float = 50.0
+
+    def __post_init__(self) -> None:
+        check_domain("VE sigma_min", self.sigma_min, 0.0, open_low=True)
+        check_domain(
+            "VE sigma_max - sigma_min",
+            _difference(self.sigma_max, self.sigma_min),
+            0.0,
+            open_low=True,
+        )
 
     def alpha(self, t: Array) -> Array:
         return jnp.ones_like(_float(t))

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax._utils import Array, call_field, check_choice
+from flowjax._utils import Array, call_field, check_choice, check_time
 from flowjax.solvers.ode import METHODS, Solution, SolveStats
 
 Tableau = tuple[tuple[tuple[float, ...], ...], tuple[float, ...], tuple[float, ...]]
@@ -49,7 +49,9 @@ def rk_step(
 
 
 def _grid(ts: Array | None, t0: float, t1: float, num_steps: int) -> Array:
-    """The time grid `[T]`: `ts`, or `num_steps` uniform steps from `t0` to `t1`."""
+    """The time grid `[T]`: `ts`, or `num_steps` uniform steps from `t0` to `t1` (in [0, 1])."""
+    for name, value in (("ts", ts), ("t0", t0), ("t1", t1)):
+        check_time(value, name)
     if ts is None:
         if not isinstance(num_steps, int) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from flowjax._utils import Array, call_field, check_choice
+from flowjax._utils import Array, call_field, check_choice, check_time
 from flowjax.contracts import Source
 from flowjax.solvers.ode import Solution, check_options, integrate
 from flowjax.sources import STANDARD_NORMAL
@@ -103,6 +103,8 @@ def log_likelihood(
     """
     check_choice(divergence, DIVERGENCES, "divergence")
     check_options(solver_options, "log_likelihood")
+    for name in ("t0", "t1"):
+        check_time(solver_options.get(name), name)
     if "save_at" in solver_options:
         raise ValueError("save_at is not supported by log_likelihood")
     x1 = jnp.asarray(x1)

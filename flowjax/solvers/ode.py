@@ -21,7 +21,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax._utils import Array, call_field, check_choice, pytree_dataclass, static_field
+from flowjax._utils import (
+    Array,
+    call_field,
+    check_choice,
+    check_time,
+    pytree_dataclass,
+    static_field,
+)
 
 
 class RK4(diffrax.AbstractERK):
@@ -263,6 +270,8 @@ def sample(
     if x0.ndim < 2:
         raise ValueError(f"x0 must have shape [B, *event], got shape {x0.shape}")
     check_options(solver_options, "sample")
+    for name in ("t0", "t1", "save_at"):
+        check_time(solver_options.get(name), name)
 
     def field(t, x, c):  # noqa: ANN001
         return call_field(v, params, x, t, c)

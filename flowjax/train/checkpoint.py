@@ -52,7 +52,7 @@ class Checkpointer:
         self, directory: str | epath.Path, config: CheckpointConfig, data_handler: Any = None
     ) -> None:
         self.read_only = data_handler is None
-        self.moved: list[epath.Path] = []  # damaged steps set aside by this checkpointer
+        self.damaged: list[str] = []  # damaged steps found: where they are now
         policies = [checkpoint_managers.LatestN(n=config.keep)]
         best = {}
         if config.best_metric is not None:
@@ -118,7 +118,7 @@ class Checkpointer:
     ) -> tuple[int, Any, dict, Any] | None:
         """The newest good checkpoint (or exactly `step`) as `(step, state, meta, data item)`
         (the data item None without `data_args`). None if there is no good checkpoint
-        (`moved` then lists the damaged steps that were set aside)."""
+        (`damaged` then lists the damaged steps and where they are)."""
         steps = [step] if step is not None else self.all_steps()[::-1]
         for s in steps:
             try:
@@ -146,6 +146,7 @@ class Checkpointer:
     def _damaged(self, step: int, error: Exception) -> None:
         """Warn about a damaged step and set it aside (a read-only checkpointer leaves it)."""
         where = "left in place" if self.read_only else f"moved to {self._set_aside(step)}"
+        self.damaged.append(f"step {step} ({where})")
         warnings.warn(
             f"checkpoint step {step} in {self.directory} is damaged ({_summary(error)}); "
             f"{where}, falling back to the previous step",
@@ -164,7 +165,6 @@ class Checkpointer:
 
             multihost_utils.sync_global_devices(f"flowjax_set_aside_{step}")
         self._manager.reload()
-        self.moved.append(target)
         return target
 
     def wait(self) -> None:

@@ -243,10 +243,17 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"config file not found: {path}")
     spec = importlib.util.spec_from_file_location(f"flowjax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"{path} must define get_config() -> TrainConfig")
-    config = module.get_config()
+    try:
+        spec.loader.exec_module(module)
+        if not hasattr(module, "get_config"):
+            raise ConfigError(f"{path} must define get_config() -> TrainConfig")
+        config = module.get_config()
+    except ConfigError:
+        raise
+    except Exception as error:  # the user's file: report where, in one line
+        line = getattr(error, "lineno", None)
+        where = f"{path}:{line}" if line else str(path)
+        raise ConfigError(f"{where}: {type(error).__name__}: {error}") from None
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"{path}: get_config() returned {type(config).__name__}, not TrainConfig")
     return config
@@ -477,8 +484,8 @@ def validate(
         "log.eval_steps",
     ]
     for key in positive:
-        if not flat[key] > 0:
-            raise ConfigError(f"config.{key} must be positive, got {flat[key]}")
+        if not 0 < flat[key] < float("inf"):
+            raise ConfigError(f"config.{key} must be positive and finite, got {flat[key]}")
     for key in [
         "nonfinite_budget",
         "optim.warmup_steps",
@@ -491,6 +498,11 @@ def validate(
     ]:
         if flat[key] < 0:
             raise ConfigError(f"config.{key} must be >= 0, got {flat[key]}")
+    for key in ("optim.b1", "optim.b2"):
+        if not 0.0 <= flat[key] < 1.0:
+            raise ConfigError(f"config.{key} must be in [0, 1), got {flat[key]}")
+    if not config.optim.eps > 0:
+        raise ConfigError(f"config.optim.eps must be positive, got {config.optim.eps}")
     if not 0.0 <= config.optim.ema_decay < 1.0:
         raise ConfigError(f"config.optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
     if config.optim.grad_clip is not None and config.optim.grad_clip <= 0:

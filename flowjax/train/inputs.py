@@ -38,7 +38,10 @@ DATA_KINDS = {
 def image_source(config: TrainConfig, split: str | None = None) -> Any:
     """The record source of an image dataset's `split` (default: the training split)."""
     data = config.data if split is None else dataclasses.replace(config.data, split=split)
-    return DATA_KINDS[data.kind](data)
+    try:
+        return DATA_KINDS[data.kind](data)
+    except ValueError as error:
+        raise ConfigError(f"config.data ({data.kind}, split {data.split!r}): {error}") from None
 
 
 def _num_classes(config: TrainConfig) -> int | None:
@@ -64,6 +67,12 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
     source = image_source(config)
     if labels is not None and "label" not in source[0]:
         raise ConfigError(f"config.model.num_classes is set but {data.kind} records have no label")
+    found = None if labels is None else records.num_classes(source)
+    if found is not None and found > labels:
+        raise ConfigError(
+            f"config.model.num_classes = {labels}, but the {data.kind} labels go up to "
+            f"{found - 1}: labels must lie in [0, num_classes)"
+        )
     example = source[0]["image"]
     sharding = {"x1": batch_sharding(mesh, 1 + example.ndim)}
     if labels is not None:

@@ -100,11 +100,10 @@ def setup(
         _, state, _, item = restored
         if batches is not None:
             batches.load(item)
-    elif checkpointer.moved:
+    elif checkpointer.damaged:
         raise DamagedCheckpointError(
-            f"every checkpoint of {workdir} is damaged: moved "
-            f"{', '.join(str(m) for m in checkpointer.moved)} aside; `flowjax train --restart` "
-            "starts the run over"
+            f"every checkpoint of {workdir} is damaged: {'; '.join(checkpointer.damaged)}; "
+            "`flowjax train --restart` starts the run over"
         )
     elif read_only:
         raise FileNotFoundError(f"{workdir} has no checkpoint to load")
