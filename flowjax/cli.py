@@ -23,6 +23,7 @@ resume.
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -176,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _message(error: Exception) -> str:
     """The error in one line; an OS fault as the path and the cause."""
-    if isinstance(error, OSError) and error.errno is not None:
+    if isinstance(error, OSError) and error.strerror:
         where = "" if error.filename is None else f"{error.filename}: "
         return f"{where}{error.strerror}"
     return str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -184,6 +185,9 @@ def _message(error: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
+    if not args.debug:  # orbax's background errors are logged there; we report them below
+        for name in ("absl", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     overrides = [a for a in extra if a.startswith("--config.")]
     unknown = [a for a in extra if not a.startswith("--config.")]
     commands = {

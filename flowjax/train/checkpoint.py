@@ -9,6 +9,8 @@ is accepted only if it loads and its checksums match; otherwise the step is move
 is tried, with a warning.
 """
 
+import errno
+import sys
 import time
 import warnings
 from typing import Any
@@ -42,6 +44,21 @@ class DamagedCheckpointError(Exception):
     """A step's items loaded, but not the values that were saved."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, no permission, ...)."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+OS_CAUSES = {  # the messages of the faults tensorstore reports inside its errors
+    errno.ENOSPC: "No space left on device",
+    errno.EACCES: "Permission denied",
+    errno.EROFS: "Read-only file system",
+    errno.EDQUOT: "Disk quota exceeded",
+}
+
+
 class Checkpointer:
     """Save and restore through one `ocp.CheckpointManager` under `directory`. Without a
     `data_handler` it is read-only: it restores the state and meta items only (to sample or
@@ -52,6 +69,7 @@ class Checkpointer:
         self, directory: str | epath.Path, config: CheckpointConfig, data_handler: Any = None
     ) -> None:
         self.read_only = data_handler is None
+        _quiet_abandoned_reads()  # a failed async save reports its leftovers before we see it
         self.damaged: list[str] = []  # damaged steps found: where they are now
         policies = [checkpoint_managers.LatestN(n=config.keep)]
         best = {}
@@ -92,7 +110,10 @@ class Checkpointer:
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta), data=data_args
         )
-        self._manager.save(step, args=args, metrics=metrics, force=True)
+        try:  # also reports a failure of the previous asynchronous save
+            self._manager.save(step, args=args, metrics=metrics, force=True)
+        except Exception as error:  # orbax / tensorstore raise ValueErrors for I/O faults
+            raise self._write_error(error) from None
 
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -168,10 +189,48 @@ class Checkpointer:
         return target
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        try:
+            self._manager.wait_until_finished()
+        except Exception as error:
+            raise self._write_error(error) from None
+
+    def _write_error(self, error: Exception) -> "CheckpointWriteError":
+        """A failed save as one line: where, and the cause the OS gave."""
+        text = str(error)
+        code = next((n for n, c in OS_CAUSES.items() if c in text), None)
+        cause = OS_CAUSES[code] if code is not None else text.splitlines()[0][:200]
+        return CheckpointWriteError(
+            code,
+            f"{cause}: a checkpoint could not be written (the steps already saved are kept; "
+            "rerun the same command once the fault is mended to resume)",
+            str(self.directory),
+        )
 
     def close(self) -> None:
         self._manager.close()
+
+
+# What a failed restore or save leaves behind: tensorstore reads whose completion callbacks
+# find their asyncio loop closed, and write coroutines finalized (never awaited) as the
+# interpreter exits.
+ABANDONED = ("Event loop is closed", "sys.meta_path is None, Python is likely shutting down")
+
+
+def _quiet_abandoned_reads() -> None:
+    """Python reports each abandoned I/O of a failed restore or save as an unraisable error
+    (`ABANDONED`); they are harmless once the failure itself is reported: drop exactly those,
+    pass every other one on."""
+    previous = sys.unraisablehook
+    if getattr(previous, "flowjax_quiet", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if not str(unraisable.exc_value).startswith(ABANDONED):
+            previous(unraisable)
+
+    hook.flowjax_quiet = True
+    sys.unraisablehook = hook
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
 
 
 def _summary(error: Exception) -> str:

@@ -10,6 +10,7 @@ resumes the run exactly (same data order, same keys). SIGTERM or SIGINT finishes
 step, saves and raises `Preempted`.
 """
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -56,6 +57,38 @@ class Run(NamedTuple):
 DATA_SPEC = "data_spec.json"  # the run's DataSpec, beside config.json
 
 
+def _restore_or_start(
+    config: TrainConfig,
+    workdir: Path,
+    checkpointer: Checkpointer,
+    batches: Any,
+    target: Any,
+    allow_changes: bool,
+) -> TrainState | None:
+    """The newest good checkpoint's state (the data iterator restored with it), after checking
+    the resume; None for a new run."""
+    read_only = batches is None
+    newest = None if read_only else checkpointer.newest_meta()
+    if newest is not None:
+        diff = resume.changes(config, newest[1]["config"], workdir, allow_changes)
+        if diff and jax.process_index() == 0:
+            resume.record(workdir, newest[0], diff)
+    restored = checkpointer.restore(target, None if read_only else batches.restore_args())
+    if restored is not None:
+        _, state, _, item = restored
+        if batches is not None:
+            batches.load(item)
+        return state
+    if checkpointer.damaged:
+        raise DamagedCheckpointError(
+            f"every checkpoint of {workdir} is damaged: {'; '.join(checkpointer.damaged)}; "
+            "`flowjax train --restart` starts the run over"
+        )
+    if read_only:
+        raise FileNotFoundError(f"{workdir} has no checkpoint to load")
+    return None
+
+
 def setup(
     config: TrainConfig, workdir: Path, *, read_only: bool = False, allow_changes: bool = False
 ) -> Run:
@@ -90,24 +123,12 @@ def setup(
         config.checkpoint,
         None if read_only else batches.checkpoint_handler(),
     )
-    newest = None if read_only else checkpointer.newest_meta()
-    if newest is not None:
-        diff = resume.changes(config, newest[1]["config"], workdir, allow_changes)
-        if diff and jax.process_index() == 0:
-            resume.record(workdir, newest[0], diff)
-    restored = checkpointer.restore(target, None if read_only else batches.restore_args())
-    if restored is not None:
-        _, state, _, item = restored
-        if batches is not None:
-            batches.load(item)
-    elif checkpointer.damaged:
-        raise DamagedCheckpointError(
-            f"every checkpoint of {workdir} is damaged: {'; '.join(checkpointer.damaged)}; "
-            "`flowjax train --restart` starts the run over"
-        )
-    elif read_only:
-        raise FileNotFoundError(f"{workdir} has no checkpoint to load")
-    else:
+    try:
+        state = _restore_or_start(config, workdir, checkpointer, batches, target, allow_changes)
+    except BaseException:
+        checkpointer.close()  # joins its background threads before the error is reported
+        raise
+    if state is None:
         state = jax.jit(make_state, out_shardings=shardings)(params)
     return Run(mesh, data, family, batches, network, optimizer, shardings, state, checkpointer)
 
@@ -146,23 +167,37 @@ def train(
     if restart:
         resume.set_aside_run(workdir, config.checkpoint.directory)
     parts = setup(config, workdir, allow_changes=allow_changes)
+    with contextlib.ExitStack() as cleanup:  # whatever happens, in reverse order:
+        cleanup.callback(parts.checkpointer.close)
+        cleanup.callback(parts.checkpointer.wait)  # ... the async saves finish first
+        state, stop = _train(config, workdir, parts, cleanup)
+    if stop.requested:
+        raise Preempted(stop.signal, int(jax.device_get(state.step)))
+    return state
+
+
+def _train(
+    config: TrainConfig, workdir: Path, parts: Run, cleanup: contextlib.ExitStack
+) -> tuple[TrainState, StopRequest]:
+    """The loop of `train`: its resources are released by `cleanup`."""
     mesh, batches, state = parts.mesh, parts.batches, parts.state
     checkpointer: Checkpointer = parts.checkpointer
     main_process = jax.process_index() == 0
     step = int(jax.device_get(state.step))
+    stop = StopRequest()
+    cleanup.callback(stop.restore_handlers)
     if main_process:
         workdir.mkdir(parents=True, exist_ok=True)
         if step == 0:  # a new run; a resumed one keeps its config.json and history
             (workdir / "config.json").write_text(to_json(config))
         (workdir / DATA_SPEC).write_text(json.dumps(parts.data.to_dict()))
     if step >= config.steps:
-        checkpointer.close()
         print(
             f"flowjax: {workdir} is at step {step}, at or past config.steps = {config.steps}: "
             "nothing to train",
             file=sys.stderr,
         )
-        return state
+        return state, stop
     meta = {"config": json.loads(to_json(config))}
     step_fn = jax.jit(
         make_train_step(config, parts.family, parts.network, parts.optimizer),
@@ -171,11 +206,11 @@ def train(
         donate_argnums=0,
     )
     writer = MetricWriter(workdir, step)
+    cleanup.callback(writer.close)
     evaluate = make_evaluation(parts, config)
     sampler = evaluate.sampler(config.log.num_samples)
     budget = 0 if config.nonfinite == "stop" else config.nonfinite_budget
     watch = NonFiniteWatch(budget)
-    stop = StopRequest()
     window_start = (step, time.perf_counter())  # steps/s over each logging window
     sync_every = min(config.log.every or 10, 10)
     eval_metrics: dict[str, float] | None = None
@@ -189,50 +224,42 @@ def train(
         mininterval=1.0,
         smoothing=0.1,
     )
-    try:
-        while step < config.steps:
-            state, metrics = step_fn(state, next(batches))
-            step += 1
-            watch.add(step, metrics.pop("nonfinite"))
-            window.append(metrics)
-            bar.update()
-            if step % sync_every == 0:
-                watch.check()
-            if config.log.every and (step % config.log.every == 0 or step == config.steps):
-                summary = _mean(window)
-                summary["skipped_steps"] = round((1.0 - summary.pop("finite")) * len(window))
-                now = time.perf_counter()
-                summary["steps_per_s"] = (step - window_start[0]) / (now - window_start[1])
-                window_start = (step, now)
-                writer.write(step, summary)
-                bar.set_postfix(loss=f"{summary['loss']:.4f}", refresh=False)
-                window = []
-            if config.log.sample_every and step % config.log.sample_every == 0:
-                samples, nfe = draw_samples(sampler, state.ema_params, seed=step)
-                if main_process:
-                    parts.family.render(
-                        samples,
-                        workdir / "samples" / f"step_{step:08d}.png",
-                        f"step {step} (EMA, NFE {nfe})",
-                    )
-            if config.log.eval_every and step % config.log.eval_every == 0:
-                eval_metrics = evaluate(state.ema_params)
-                writer.write(step, eval_metrics)
-            stopping = step % sync_every == 0 and _any_process(stop.requested)
-            stopping = stopping or (jax.process_count() == 1 and stop.requested)
-            if step % config.checkpoint.every == 0 or step == config.steps or stopping:
-                watch.check()
-                if not watch.skipping:
-                    checkpointer.save(step, state, batches.save_args(), meta, metrics=eval_metrics)
-            if stopping:
-                break
-        watch.finish()
-    finally:
-        bar.close()
-        stop.restore_handlers()
-        checkpointer.wait()
-        checkpointer.close()
-        writer.close()
-    if stop.requested:
-        raise Preempted(stop.signal, step)
-    return state
+    cleanup.callback(bar.close)
+    while step < config.steps:
+        state, metrics = step_fn(state, next(batches))
+        step += 1
+        watch.add(step, metrics.pop("nonfinite"))
+        window.append(metrics)
+        bar.update()
+        if step % sync_every == 0:
+            watch.check()
+        if config.log.every and (step % config.log.every == 0 or step == config.steps):
+            summary = _mean(window)
+            summary["skipped_steps"] = round((1.0 - summary.pop("finite")) * len(window))
+            now = time.perf_counter()
+            summary["steps_per_s"] = (step - window_start[0]) / (now - window_start[1])
+            window_start = (step, now)
+            writer.write(step, summary)
+            bar.set_postfix(loss=f"{summary['loss']:.4f}", refresh=False)
+            window = []
+        if config.log.sample_every and step % config.log.sample_every == 0:
+            samples, nfe = draw_samples(sampler, state.ema_params, seed=step)
+            if main_process:
+                parts.family.render(
+                    samples,
+                    workdir / "samples" / f"step_{step:08d}.png",
+                    f"step {step} (EMA, NFE {nfe})",
+                )
+        if config.log.eval_every and step % config.log.eval_every == 0:
+            eval_metrics = evaluate(state.ema_params)
+            writer.write(step, eval_metrics)
+        stopping = step % sync_every == 0 and _any_process(stop.requested)
+        stopping = stopping or (jax.process_count() == 1 and stop.requested)
+        if step % config.checkpoint.every == 0 or step == config.steps or stopping:
+            watch.check()
+            if not watch.skipping:
+                checkpointer.save(step, state, batches.save_args(), meta, metrics=eval_metrics)
+        if stopping:
+            return state, stop
+    watch.finish()
+    return state, stop

@@ -5,7 +5,7 @@ masked crc32c(data)`), each holding a serialized `Event` protobuf. Scalars need 
 protobuf fields, encoded here by hand:
 
     Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5;
-              SessionLog session_log = 6; }
+              SessionLog session_log = 7; }
     Summary { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; }
     SessionLog { SessionStatus status = 1; }   (START = 1)
 
@@ -76,7 +76,7 @@ def event_bytes(
     if file_version is not None:
         out += _field(3, 2, file_version.encode())
     if session_start:
-        out += _field(6, 2, _field(1, 0, _varint(1)))
+        out += _field(7, 2, _field(1, 0, _varint(1)))
     if scalars:
         values = b"".join(
             _field(1, 2, _field(1, 2, tag.encode()) + _field(2, 5, struct.pack("<f", value)))

@@ -64,6 +64,7 @@ def test_non_finite_updates_are_not_applied():
     bad = {"x1": _batch()["x1"].at[3, 0].set(jnp.nan)}
     new, metrics = step(state, bad)
     assert float(metrics["finite"]) == 0.0 and int(new.step) == 1
+    assert int(metrics["nonfinite"]) == 1  # the loss went non-finite first
     for a, b in zip(
         jax.tree.leaves((state.params, state.opt_state, state.ema_params)),
         jax.tree.leaves((new.params, new.opt_state, new.ema_params)),
@@ -73,7 +74,7 @@ def test_non_finite_updates_are_not_applied():
     # an update that would overflow the parameters is refused too
     cfg_big, family, v, opt_big, state_big = _setup(lr=1e39)
     new_big, m = jax.jit(make_train_step(cfg_big, family, v, opt_big))(state_big, _batch())
-    assert float(m["finite"]) == 0.0
+    assert float(m["finite"]) == 0.0 and int(m["nonfinite"]) == 3  # the updated parameters
     assert all(bool(jnp.isfinite(p).all()) for p in jax.tree.leaves(new_big.params))
 
 
