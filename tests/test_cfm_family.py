@@ -137,6 +137,7 @@ def test_trained_x1_network_samples_and_scores_like_a_velocity_network(tmp_path)
     assert unconverted > 2 * w2_x1, unconverted
 
 
+@pytest.mark.slow
 def test_trained_variance_exploding_run_samples_and_scores_from_its_source(tmp_path):
     """A VE run (epsilon network): samples from the family's N(0, 50^2) source land on the
     checkerboard and its NLL is finite and near the CondOT run's; the N(0, I) source of the old

@@ -10,8 +10,10 @@ is tried, with a warning.
 """
 
 import errno
+import os
 import sys
 import time
+import traceback
 import warnings
 from typing import Any
 
@@ -218,14 +220,16 @@ ABANDONED = ("Event loop is closed", "sys.meta_path is None, Python is likely sh
 
 def _quiet_abandoned_reads() -> None:
     """Python reports each abandoned I/O of a failed restore or save as an unraisable error
-    (`ABANDONED`); they are harmless once the failure itself is reported: drop exactly those,
-    pass every other one on."""
+    (`ABANDONED`, or raised inside orbax's coroutines); they are harmless, and the failure
+    itself is reported by `restore` or `save`: drop exactly those, pass every other one on."""
     previous = sys.unraisablehook
     if getattr(previous, "flowjax_quiet", False):
         return
 
     def hook(unraisable: Any) -> None:
-        if not str(unraisable.exc_value).startswith(ABANDONED):
+        frames = traceback.extract_tb(unraisable.exc_traceback) if unraisable.exc_traceback else []
+        from_orbax = any(f"{os.sep}orbax{os.sep}" in frame.filename for frame in frames)
+        if not (from_orbax or str(unraisable.exc_value).startswith(ABANDONED)):
             previous(unraisable)
 
     hook.flowjax_quiet = True

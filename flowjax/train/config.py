@@ -484,8 +484,10 @@ def validate(
         "log.eval_steps",
     ]
     for key in positive:
-        if not 0 < flat[key] < float("inf"):
-            raise ConfigError(f"config.{key} must be positive and finite, got {flat[key]}")
+        if not flat[key] > 0:
+            raise ConfigError(f"config.{key} must be positive, got {flat[key]}")
+        if flat[key] == float("inf"):
+            raise ConfigError(f"config.{key} must be finite, got {flat[key]}")
     for key in [
         "nonfinite_budget",
         "optim.warmup_steps",

@@ -31,8 +31,8 @@ BAD_TRAIN = [
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--config.steps=0"], "config.steps must be positive"),
     (["--config.optim.lr=-1"], "config.optim.lr must be positive"),
-    (["--config.optim.lr=inf"], "config.optim.lr must be positive and finite"),
-    (["--config.optim.lr=nan"], "config.optim.lr must be positive and finite"),
+    (["--config.optim.lr=inf"], "config.optim.lr must be finite, got inf"),
+    (["--config.optim.lr=nan"], "config.optim.lr must be positive, got nan"),
     (["--config.optim.b1=1.5"], r"config.optim.b1 must be in [0, 1)"),
     (["--config.optim.b2=-0.1"], r"config.optim.b2 must be in [0, 1)"),
     (["--config.optim.eps=0"], "config.optim.eps must be positive"),
@@ -199,19 +199,36 @@ def test_mnist_with_too_few_classes_is_refused_before_compute(tmp_path, capsys):
 
 
 def _damage(step_dir, what):
-    if what == "meta":
-        shutil.rmtree(step_dir / "meta")
-    elif what == "state":
-        shutil.rmtree(step_dir / "state")
-    else:  # truncate every data file of the state
-        for f in (step_dir / "state").rglob("d/*"):
-            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    """Damage a checkpoint step: a missing item, or the largest state data file truncated,
+    deleted or with 64 bytes flipped."""
+    if what in ("meta", "state"):
+        shutil.rmtree(step_dir / what)
+        return
+    files = sorted((step_dir / "state").rglob("d/*"))
+    target = max(files, key=lambda f: f.stat().st_size)
+    if what == "truncate":
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    elif what == "delete":
+        target.unlink()
+    else:
+        data = bytearray(target.read_bytes())
+        middle = len(data) // 2
+        data[middle : middle + 64] = bytes(255 - b for b in data[middle : middle + 64])
+        target.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("what", ["meta", "state", "data"])
-def test_each_kind_of_damage_falls_back_to_the_newest_good_step(tmp_path, what):
-    """A missing meta item, a missing state item, truncated data; (a missing orbax
-    `_CHECKPOINT_METADATA` file is no damage: orbax restores the step without it)."""
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The parameters of an uninterrupted 20-step run."""
+    workdir = tmp_path_factory.mktemp("straight")
+    run_train(workdir, "--config.steps=20")
+    return restore(workdir)[1]
+
+
+@pytest.mark.parametrize("what", ["meta", "state", "truncate", "delete", "flip"])
+def test_each_kind_of_damage_falls_back_to_the_newest_good_step(tmp_path, what, straight):
+    """A missing meta or state item, or damaged data (a missing orbax `_CHECKPOINT_METADATA`
+    file is no damage: orbax restores the step without it)."""
     run_train(tmp_path / "run", "--config.steps=15")
     _damage(tmp_path / "run" / "checkpoints" / "15", what)
     # read-only commands leave the damage where it is, and use the previous step
@@ -223,20 +240,21 @@ def test_each_kind_of_damage_falls_back_to_the_newest_good_step(tmp_path, what):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "checkpoint step 15" in out.stderr and "left in place" in out.stderr
     assert (tmp_path / "run" / "checkpoints" / "15").exists()
     assert not (tmp_path / "run" / "checkpoints.damaged").exists()
     # training moves it aside and resumes from step 10: the same numbers as a straight run
     resumed = run_train(tmp_path / "run", "--config.steps=20", "--allow-changes")
     assert "checkpoint step 15" in resumed.stderr and "moved to" in resumed.stderr
-    run_train(tmp_path / "straight", "--config.steps=20")
-    assert max_difference(restore(tmp_path / "run")[1], restore(tmp_path / "straight")[1]) == 0.0
+    assert "falling back to the previous step" in resumed.stderr
+    assert max_difference(restore(tmp_path / "run")[1], straight) == 0.0
 
 
 def test_every_step_damaged_stops_with_one_line_and_restart_starts_over(tmp_path):
     workdir = tmp_path / "run"
     run_train(workdir, "--config.steps=10")
     for step in (5, 10):
-        _damage(workdir / "checkpoints" / str(step), "data")
+        _damage(workdir / "checkpoints" / str(step), "truncate")
     out = subprocess.run(
         [*CLI, *TRAIN, "--workdir", str(workdir), "--config.steps=10"],
         env=env(1),

@@ -160,28 +160,6 @@ def test_non_finite_runs_end_with_an_error_naming_the_first_bad_quantity(tmp_pat
         assert not list((tmp_path / name / "checkpoints").glob("[0-9]*"))
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete", "flip"])
-def test_damaged_latest_checkpoint_falls_back(tmp_path, damage):
-    args = ["--config.steps=15"]
-    run_train(tmp_path / "run", *args)
-    files = sorted((tmp_path / "run" / "checkpoints" / "15" / "state").rglob("d/*"))
-    assert files
-    target = max(files, key=lambda p: p.stat().st_size)
-    if damage == "truncate":
-        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
-    elif damage == "delete":
-        target.unlink()
-    else:
-        data = bytearray(target.read_bytes())
-        middle = len(data) // 2
-        data[middle : middle + 64] = bytes(255 - b for b in data[middle : middle + 64])
-        target.write_bytes(bytes(data))
-    out = run_train(tmp_path / "run", "--config.steps=20", "--allow-changes")
-    assert "checkpoint step 15" in out.stderr and "falling back to the previous step" in out.stderr
-    run_train(tmp_path / "straight", "--config.steps=20")
-    assert max_difference(restore(tmp_path / "run")[1], restore(tmp_path / "straight")[1]) == 0.0
-
-
 def test_cli_trains_samples_evaluates_and_reports_user_errors(tmp_path):
     workdir = tmp_path / "toy"
     run_train(
