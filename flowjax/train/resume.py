@@ -18,7 +18,7 @@ import jax
 from etils import epath
 from jax.experimental import multihost_utils
 
-from flowjax.train.config import ConfigError, TrainConfig, from_dict, to_dict
+from flowjax.train.config import ConfigError, TrainConfig, from_dict, to_json
 
 STRUCTURAL = ("seed", "family", "model.", "flow.", "data.", "optim.grad_clip")
 OPERATIONAL = (
@@ -58,7 +58,7 @@ def changes(config: TrainConfig, saved: dict, workdir: Path, allowed: bool) -> d
     """The changes from the checkpoint's config `saved` (`to_dict` form) to `config` that are
     not operational, `{key: (old, new)}`; a ConfigError for any structural change, and for any
     other one unless `allowed`."""
-    old, new = _flat(saved), _flat(to_dict(config))
+    old, new = _flat(saved), _flat(json.loads(to_json(config)))  # both as JSON has them
     diff = {
         key: (old.get(key), new.get(key))
         for key in sorted(set(old) | set(new))
