@@ -164,6 +164,15 @@ class CheckpointConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProfileConfig:
+    """Trace `steps` steps from step `start` (1-based) with `jax.profiler` into the run's
+    `tensorboard/` (TensorBoard's profile plugin or XProf reads it); `steps = 0`: off."""
+
+    start: int = 1
+    steps: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class LogConfig:
     """Logging and evaluation periods (steps); 0 disables. Samples are drawn with the family's
     sampler: method `eval_method` (one of the family's `sampler_methods`; None: its first, e.g.
@@ -186,7 +195,10 @@ class TrainConfig:
     `flowjax.families.FAMILIES` or an import path `"package.module:Class"`). A step whose
     loss, gradients or update is not finite is skipped (its update not applied); `nonfinite =
     "skip"` tolerates `nonfinite_budget` consecutive skipped steps before the run stops with an
-    error, "stop" none."""
+    error, "stop" none. `compilation_cache`: JAX's persistent cache of compiled programs in
+    `<workdir>/compilation_cache` ("workdir"), in a directory, or "off". `steps_per_call`
+    steps run in one compiled call (a `lax.scan`; logging, evaluation, checkpoints and the
+    profile fall on call boundaries)."""
 
     seed: int = 0
     steps: int = 10_000
@@ -194,6 +206,8 @@ class TrainConfig:
     nonfinite: str = "skip"
     nonfinite_budget: int = 10
     distributed: str = "auto"
+    compilation_cache: str = "workdir"
+    steps_per_call: int = 1
     family: str = "cfm"
     data: DataConfig = DataConfig()
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -202,6 +216,7 @@ class TrainConfig:
     mesh: MeshConfig = MeshConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     log: LogConfig = LogConfig()
+    profile: ProfileConfig = ProfileConfig()
 
 
 def family_class(name: str) -> type:
@@ -450,11 +465,17 @@ def _check_types(section: Any, prefix: str = "") -> None:
 
 
 def validate(
-    config: TrainConfig, num_devices: int, num_processes: int = 1, *, training: bool = True
+    config: TrainConfig,
+    num_devices: int,
+    num_processes: int = 1,
+    *,
+    batch: bool = True,
+    data: bool = True,
 ) -> None:
-    """Raise ConfigError for any impossible value, before compute starts. `training=False`
-    (a trained run restored to sample or evaluate it) skips what only training needs: the data
-    on disk and a batch that splits over these devices."""
+    """Raise ConfigError for any impossible value, before compute starts. `batch=False`
+    skips the split of the batch over these devices, `data=False` the data on disk (a trained
+    run restored to sample or evaluate it needs neither; a step compiled ahead of time needs
+    the split only)."""
     family = family_class(config.family)
     if not isinstance(config.flow, family.Config):
         raise ConfigError(
@@ -472,6 +493,8 @@ def validate(
         raise ConfigError(f"config.flow.{error}") from None
     positive = [
         "steps",
+        "steps_per_call",
+        "profile.start",
         "data.batch_size",
         "optim.lr",
         "optim.accumulate",
@@ -490,6 +513,7 @@ def validate(
             raise ConfigError(f"config.{key} must be finite, got {flat[key]}")
     for key in [
         "nonfinite_budget",
+        "profile.steps",
         "optim.warmup_steps",
         "optim.weight_decay",
         "log.every",
@@ -507,6 +531,18 @@ def validate(
         raise ConfigError(f"config.optim.eps must be positive, got {config.optim.eps}")
     if not 0.0 <= config.optim.ema_decay < 1.0:
         raise ConfigError(f"config.optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
+    if not config.compilation_cache:
+        raise ConfigError("config.compilation_cache must name a directory, or be workdir or off")
+    k = config.steps_per_call
+    for key in ("steps", "log.every", "log.sample_every", "log.eval_every", "checkpoint.every"):
+        if flat[key] % k:
+            raise ConfigError(
+                f"config.{key} = {flat[key]} must be a multiple of steps_per_call = {k}"
+            )
+    if config.profile.steps and ((config.profile.start - 1) % k or config.profile.steps % k):
+        raise ConfigError(
+            f"config.profile.start - 1 and profile.steps must be multiples of steps_per_call = {k}"
+        )
     if config.optim.grad_clip is not None and config.optim.grad_clip <= 0:
         raise ConfigError(
             f"config.optim.grad_clip must be positive or None, got {config.optim.grad_clip}"
@@ -524,21 +560,19 @@ def validate(
         )
     if config.checkpoint.best_metric is not None and not config.log.eval_every:
         raise ConfigError("config.checkpoint.best_metric needs config.log.eval_every > 0")
-    if not training:
-        return
     per_step = num_devices * config.optim.accumulate
-    if config.data.batch_size % per_step:
+    if batch and config.data.batch_size % per_step:
         raise ConfigError(
             f"config.data.batch_size = {config.data.batch_size} must be divisible by devices x "
             f"accumulate = {num_devices} x {config.optim.accumulate}"
         )
-    if config.data.batch_size % num_processes:
+    if batch and config.data.batch_size % num_processes:
         raise ConfigError(
             f"config.data.batch_size must be divisible by the {num_processes} processes"
         )
     if config.data.kind == "tfds" and not config.data.name:
         raise ConfigError("config.data.name is required for data.kind = 'tfds'")
-    if config.data.kind != "toy2d":
+    if config.data.kind != "toy2d" and data:
         if not config.data.path:
             raise ConfigError(f"config.data.path is required for data.kind = {config.data.kind!r}")
         if not config.data.path.startswith("gs://") and not Path(config.data.path).exists():

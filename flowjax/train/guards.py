@@ -14,6 +14,7 @@ import signal
 from typing import Any
 
 import jax
+import numpy as np
 
 PREEMPTED = 75  # exit status of a run stopped by SIGTERM / SIGINT after saving (EX_TEMPFAIL)
 QUANTITIES = {1: "the loss", 2: "the gradients", 3: "the updated parameters"}
@@ -47,14 +48,20 @@ class NonFiniteWatch:
         self.streak, self.start, self.cause = 0, 0, 0
         self.steps, self.skipped = 0, 0
 
-    def add(self, step: int, code: jax.Array) -> None:
-        """Record the code of step `step` (a device scalar; read at the next `check`)."""
-        self.pending.append((step, code))
+    def add(self, step: int, codes: jax.Array) -> None:
+        """Record the codes of the steps from `step` on (a device scalar, or `[k]` for the `k`
+        steps of one call; read at the next `check`)."""
+        self.pending.append((step, codes))
 
     def check(self) -> None:
         """Read the pending codes; raise `NonFiniteError` past the budget."""
-        codes = jax.device_get([code for _, code in self.pending])
-        for (step, _), code in zip(self.pending, codes, strict=True):
+        read = jax.device_get([codes for _, codes in self.pending])
+        steps = [
+            (first + i, code)
+            for (first, _), codes in zip(self.pending, read, strict=True)
+            for i, code in enumerate(np.atleast_1d(codes))
+        ]
+        for step, code in steps:
             self.steps += 1
             if int(code) == 0:
                 self.streak = 0

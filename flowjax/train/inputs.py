@@ -10,8 +10,9 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from flowjax.contracts import DataSpec
 from flowjax.data import records
@@ -33,6 +34,30 @@ DATA_KINDS = {
     "cifar10": lambda data: records.image_folder(data.path, data.split, cache=data.cache),
     "tfds": lambda data: records.tfds_source(data.name, data.path, data.split),
 }
+
+
+# Event shapes of image datasets, for specs made without the data (ahead-of-time compiles)
+IMAGE_SHAPES = {
+    "mnist": (28, 28, 1),
+    "cifar10": (32, 32, 3),
+    "downsampled_imagenet/32x32": (32, 32, 3),
+    "downsampled_imagenet/64x64": (64, 64, 3),
+}
+
+
+def abstract_spec(config: TrainConfig, shape: tuple[int, ...] | None = None) -> DataSpec:
+    """The `DataSpec` a run's data would have, without reading it (`shape`: the event shape,
+    for data whose shape the config does not tell)."""
+    data, labels = config.data, _num_classes(config)
+    if shape is None and data.kind == "toy2d":
+        return DataSpec((2,))
+    if shape is None:
+        shape = IMAGE_SHAPES.get(data.name if data.kind == "tfds" else data.kind)
+    if shape is None:
+        raise ConfigError(
+            f"the event shape of {data.kind} data {data.name or ''} is unknown here: give it"
+        )
+    return DataSpec(tuple(shape), num_classes=labels, bits=None if len(shape) == 1 else 8)
 
 
 def image_source(config: TrainConfig, split: str | None = None) -> Any:
@@ -104,3 +129,24 @@ def held_out(config: TrainConfig, spec: DataSpec) -> dict[str, np.ndarray]:
     if spec.num_classes is not None:
         out["y"] = np.asarray([source[i]["label"] for i in range(len(images))], np.int32)
     return out
+
+
+class Stacked:
+    """`k` consecutive batches of `batches` per `next()`, stacked `[k, B, ...]` on the devices
+    (sharded like the batches along their second axis); `batches` keeps the iterator state."""
+
+    def __init__(self, batches: Any, k: int, mesh: Mesh) -> None:
+        self.batches, self.k = batches, k
+        self.sharding = {
+            key: NamedSharding(mesh, PartitionSpec(None, *s.spec))
+            for key, s in batches.sharding.items()
+        }
+        self._stack = jax.jit(
+            lambda *xs: jax.tree.map(lambda *a: jnp.stack(a), *xs), out_shardings=self.sharding
+        )
+
+    def __iter__(self) -> "Stacked":
+        return self
+
+    def __next__(self) -> dict[str, jax.Array]:
+        return self._stack(*(next(self.batches) for _ in range(self.k)))

@@ -12,6 +12,7 @@ step, saves and raises `Preempted`.
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import sys
 import time
@@ -26,16 +27,16 @@ from tqdm import tqdm
 
 from flowjax import models
 from flowjax.contracts import DataSpec, Family
-from flowjax.train import build, resume
+from flowjax.train import build, perf, resume
 from flowjax.train.checkpoint import Checkpointer, DamagedCheckpointError
 from flowjax.train.config import MeshConfig, TrainConfig, to_json, validate
 from flowjax.train.distributed import maybe_initialize
 from flowjax.train.evaluation import Evaluation, draw_samples
 from flowjax.train.guards import NonFiniteWatch, Preempted, StopRequest
-from flowjax.train.inputs import held_out, make_batches
+from flowjax.train.inputs import Stacked, held_out, make_batches
 from flowjax.train.sharding import make_mesh, state_shardings
 from flowjax.train.state import TrainState, init_state
-from flowjax.train.step import make_train_step
+from flowjax.train.step import make_train_step, steps_per_call
 from flowjax.train.writers import MetricWriter
 
 
@@ -101,7 +102,9 @@ def setup(
     if read_only:  # on this machine's devices, whatever the training run's mesh
         config = dataclasses.replace(config, mesh=MeshConfig())
     maybe_initialize(config.distributed)
-    validate(config, jax.device_count(), jax.process_count(), training=not read_only)
+    validate(
+        config, jax.device_count(), jax.process_count(), batch=not read_only, data=not read_only
+    )
     mesh = make_mesh(config.mesh)
     if read_only:
         if not (workdir / DATA_SPEC).is_file():
@@ -164,6 +167,7 @@ def train(
     history); `restart` moves the run's files aside (`resume.set_aside_run`) and starts over.
     Raises `NonFiniteError` when the run diverges, `Preempted` after a signal's save."""
     workdir = Path(workdir)
+    perf.use_compilation_cache(config.compilation_cache, workdir)  # before anything compiles
     if restart:
         resume.set_aside_run(workdir, config.checkpoint.directory)
     parts = setup(config, workdir, allow_changes=allow_changes)
@@ -199,12 +203,20 @@ def _train(
         )
         return state, stop
     meta = {"config": json.loads(to_json(config))}
-    step_fn = jax.jit(
-        make_train_step(config, parts.family, parts.network, parts.optimizer),
-        in_shardings=(parts.shardings, batches.sharding),
+    k = config.steps_per_call
+    source = batches if k == 1 else Stacked(batches, k, mesh)
+    first = next(source)
+    call = jax.jit(
+        steps_per_call(make_train_step(config, parts.family, parts.network, parts.optimizer), k),
+        in_shardings=(parts.shardings, source.sharding),
         out_shardings=(parts.shardings, NamedSharding(mesh, PartitionSpec())),
         donate_argnums=0,
     )
+    step_fn = call.lower(state, first).compile()  # compiled ahead of the loop: FLOPs known
+    flops = perf.step_flops(step_fn) / k
+    compute = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
+    peak = perf.peak_tflops(jax.devices()[0], compute) if config.log.every else None
+    profile = config.profile
     writer = MetricWriter(workdir, step)
     cleanup.callback(writer.close)
     evaluate = make_evaluation(parts, config)
@@ -225,22 +237,34 @@ def _train(
         smoothing=0.1,
     )
     cleanup.callback(bar.close)
+    stream = itertools.chain([first], source)
     while step < config.steps:
-        state, metrics = step_fn(state, next(batches))
-        step += 1
-        watch.add(step, metrics.pop("nonfinite"))
+        if profile.steps and step + 1 == profile.start:
+            jax.profiler.start_trace(str(workdir / "tensorboard"))
+        state, metrics = step_fn(state, next(stream))
+        watch.add(step + 1, metrics.pop("nonfinite"))
+        step += k
+        if profile.steps and step + 1 == profile.start + profile.steps:
+            jax.block_until_ready(state)
+            jax.profiler.stop_trace()
         window.append(metrics)
-        bar.update()
+        bar.update(k)
         if step % sync_every == 0:
             watch.check()
         if config.log.every and (step % config.log.every == 0 or step == config.steps):
             summary = _mean(window)
-            summary["skipped_steps"] = round((1.0 - summary.pop("finite")) * len(window))
+            steps_in_window = step - window_start[0]
+            summary["skipped_steps"] = round((1.0 - summary.pop("finite")) * steps_in_window)
             now = time.perf_counter()
-            summary["steps_per_s"] = (step - window_start[0]) / (now - window_start[1])
+            summary["steps_per_s"] = steps_in_window / (now - window_start[1])
+            summary["perf/tflops_per_device"] = flops * summary["steps_per_s"] / 1e12
+            shown = {"loss": f"{summary['loss']:.4f}"}
+            if peak:
+                summary["perf/mfu"] = summary["perf/tflops_per_device"] / peak
+                shown["mfu"] = f"{summary['perf/mfu']:.1%}"
             window_start = (step, now)
             writer.write(step, summary)
-            bar.set_postfix(loss=f"{summary['loss']:.4f}", refresh=False)
+            bar.set_postfix(shown, refresh=False)
             window = []
         if config.log.sample_every and step % config.log.sample_every == 0:
             samples, nfe = draw_samples(sampler, state.ema_params, seed=step)

@@ -32,6 +32,9 @@ OPERATIONAL = (
     "data.path",
     "nonfinite",
     "nonfinite_budget",
+    "profile.",
+    "compilation_cache",
+    "steps_per_call",
 )
 HISTORY = "history.jsonl"
 

@@ -123,3 +123,13 @@ def make_train_step(
         return new_state, metrics
 
     return train_step
+
+
+def steps_per_call(
+    train_step: Callable[[TrainState, Batch], tuple[TrainState, dict]], k: int
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+    """`k` training steps as one call (a `lax.scan` over batches stacked `[k, B, ...]`;
+    metrics come back `[k]`); `k = 1` is `train_step` itself."""
+    if k == 1:
+        return train_step
+    return lambda state, batches: jax.lax.scan(train_step, state, batches)

@@ -95,6 +95,11 @@ BAD_TRAIN = [
     (["--config.log.num_samples=0"], "config.log.num_samples must be positive"),
     (["--config.log.eval_steps=0"], "config.log.eval_steps must be positive"),
     (["--config.log.eval_method=rk45"], "config.log.eval_method = 'rk45'; expected one of"),
+    (["--config.steps_per_call=0"], "config.steps_per_call must be positive"),
+    (["--config.steps_per_call=3"], "config.steps = 5000 must be a multiple of steps_per_call = 3"),
+    (["--config.profile.start=0"], "config.profile.start must be positive"),
+    (["--config.profile.steps=-1"], "config.profile.steps must be >= 0"),
+    (["--config.compilation_cache="], "config.compilation_cache must name a directory"),
 ]
 
 
