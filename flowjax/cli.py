@@ -6,6 +6,7 @@
                    [--out samples.npz]
     flowjax evaluate --workdir DIR
     flowjax fid --workdir DIR [--num 10000] [--reference N] [--method dopri5] [--guidance W]
+    flowjax compile CONFIG.py --topology v5e:16x16 [--num-slices N] [--config.x=y ...]
 
 `train` resumes automatically from DIR (other hyperparameters only with `--allow-changes`,
 recorded in DIR/history.jsonl; `--restart` moves the run aside and starts over); `sample`,
@@ -24,11 +25,13 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn
 
+from flowjax.train import aot
 from flowjax.train.checkpoint import DamagedCheckpointError
 from flowjax.train.config import (
     ConfigError,
@@ -128,6 +131,50 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps({"step": int(parts.state.step), **metrics}))
 
 
+def cmd_compile(args: argparse.Namespace, overrides: list[str]) -> None:
+    if not 0 < args.utilization <= 1:
+        raise ConfigError(f"--utilization must be in (0, 1], got {args.utilization}")
+    if args.num_slices < 1:
+        raise ConfigError(f"--num-slices must be positive, got {args.num_slices}")
+    config = apply_overrides(load_config(args.config), overrides)
+    shape = None if args.shape is None else tuple(int(d) for d in args.shape.split(","))
+    report = aot.fitting_report(config, args.topology, args.num_slices, shape, args.utilization)
+    print(compile_table(report, args.topology))
+    print(json.dumps({"topology": args.topology, **report.to_dict()}))
+
+
+def compile_table(report: aot.Report, topology: str) -> str:
+    """The report of `flowjax compile` as Markdown."""
+    gib = lambda b: f"{b / 2**30:,.3f}"  # noqa: E731
+    chip = report.chip
+    rows = [
+        ("parameters", gib(report.params)),
+        ("optimizer state", gib(report.opt_state)),
+        ("EMA parameters", gib(report.ema)),
+        ("activations and temporaries", gib(report.temporaries)),
+        ("program code", gib(report.code)),
+        ("total", f"{gib(report.total)} of {gib(report.hbm)} HBM: fits"),
+    ]
+    collectives = ", ".join(
+        f"{kind} {b / 1e6:,.1f} MB" for kind, b in report.collectives.items() if b
+    )
+    lines = [
+        f"{topology}: {report.devices} devices of {chip.name} ({chip.peak_tflops:g} TFLOP/s "
+        f"bf16, {chip.hbm_gib:g} GiB HBM, ICI {chip.ici_gbps or '?'} GB/s; {chip.source})",
+        "",
+        "| per device | GiB |",
+        "|---|---|",
+        *(f"| {a} | {b} |" for a, b in rows),
+        "",
+        f"FLOPs per step per device: {report.flops_per_step:.3e}; sent by the collectives per "
+        f"call per device: {collectives or 'none'}",
+        f"projected: {report.step_seconds * 1e3:,.2f} ms per step at {report.utilization:.0%} "
+        f"of peak plus the collectives at ICI (and DCN) bandwidth, not overlapped: "
+        f"{report.samples_per_second:,.0f} samples/s (global batch {report.global_batch})",
+    ]
+    return "\n".join(lines)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose mistakes are one line (`flowjax: error: ...`) and exit status 2."""
 
@@ -150,6 +197,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--restart", action="store_true", help="move the workdir's run aside and start over"
     )
+    c = sub.add_parser(
+        "compile", parents=[common], help="compile the training step for a TPU topology"
+    )
+    c.add_argument("config", type=Path, help="a Python file defining get_config()")
+    c.add_argument("--topology", required=True, help="e.g. v5e:16x16, v5p:8x8x8, v4:4x4x4")
+    c.add_argument("--num-slices", type=int, default=1, help="slices joined over the DCN")
+    c.add_argument("--utilization", type=float, default=0.4, help="assumed fraction of peak")
+    c.add_argument("--shape", help="the event shape where the data does not tell, e.g. 32,32,4")
     s = sub.add_parser("sample", parents=[common], help="sample from a run (EMA parameters)")
     s.add_argument("--workdir", type=Path, required=True)
     s.add_argument("--num", type=int, default=10_000)
@@ -190,8 +245,11 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     overrides = [a for a in extra if a.startswith("--config.")]
     unknown = [a for a in extra if not a.startswith("--config.")]
+    if args.command == "compile":  # for a TPU that is not here: never initialize one
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
     commands = {
         "train": lambda: cmd_train(args, overrides),
+        "compile": lambda: cmd_compile(args, overrides),
         "sample": lambda: cmd_sample(args),
         "evaluate": lambda: cmd_evaluate(args),
         "fid": lambda: cmd_fid(args),
@@ -199,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if unknown:
             raise ConfigError(f"unrecognized arguments: {' '.join(unknown)}")
-        if overrides and args.command != "train":
-            raise ConfigError("--config.* overrides apply to `flowjax train` only")
+        if overrides and args.command not in ("train", "compile"):
+            raise ConfigError("--config.* overrides apply to `flowjax train` and `compile` only")
         commands[args.command]()
     except Exception as error:
         if args.debug:

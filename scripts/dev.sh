@@ -5,6 +5,7 @@
 #   scripts/dev.sh bench [args]  CPU benchmark against Meta's flow_matching and TorchCFM
 #   scripts/dev.sh lint          ruff check and ruff format --check
 #   scripts/dev.sh setup         only build .venv
+# FLOWJAX_EXTRAS=tpu-compile adds the TPU compiler (libtpu) for `flowjax compile` and its tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
@@ -34,11 +35,11 @@ setup() {
     rm -rf "$VENV"
     "$(find_python)" -m venv "$VENV"
   fi
-  local stamp="$VENV/.installed" want
-  want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+  local stamp="$VENV/.installed" want extras="test${FLOWJAX_EXTRAS:+,$FLOWJAX_EXTRAS}"
+  want="$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -d' ' -f1)"
   if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[test]"
+    "$VENV/bin/python" -m pip install -q -e ".[$extras]"
     echo "$want" >"$stamp"
   fi
 }

@@ -1,3 +1,8 @@
+import os
+
+# the TPU compiler of the tpu-compile extra is no TPU: tests (and their subprocesses) run on CPU
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
 import jax
 import pytest
 

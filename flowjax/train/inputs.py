@@ -49,15 +49,16 @@ def abstract_spec(config: TrainConfig, shape: tuple[int, ...] | None = None) -> 
     """The `DataSpec` a run's data would have, without reading it (`shape`: the event shape,
     for data whose shape the config does not tell)."""
     data, labels = config.data, _num_classes(config)
-    if shape is None and data.kind == "toy2d":
+    if shape is not None:  # e.g. latents: real-valued, not quantized
+        return DataSpec(tuple(shape), num_classes=labels)
+    if data.kind == "toy2d":
         return DataSpec((2,))
-    if shape is None:
-        shape = IMAGE_SHAPES.get(data.name if data.kind == "tfds" else data.kind)
-    if shape is None:
+    image = IMAGE_SHAPES.get(data.name if data.kind == "tfds" else data.kind)
+    if image is None:
         raise ConfigError(
             f"the event shape of {data.kind} data {data.name or ''} is unknown here: give it"
         )
-    return DataSpec(tuple(shape), num_classes=labels, bits=None if len(shape) == 1 else 8)
+    return DataSpec(image, num_classes=labels, bits=8)
 
 
 def image_source(config: TrainConfig, split: str | None = None) -> Any:
@@ -133,20 +134,24 @@ def held_out(config: TrainConfig, spec: DataSpec) -> dict[str, np.ndarray]:
 
 class Stacked:
     """`k` consecutive batches of `batches` per `next()`, stacked `[k, B, ...]` on the devices
-    (sharded like the batches along their second axis); `batches` keeps the iterator state."""
+    (sharded like the batches along their second axis); `batches` keeps the iterator state.
+    A source that can draw `k` batches at once (`stacked(k, sharding)`) does so in one call."""
 
     def __init__(self, batches: Any, k: int, mesh: Mesh) -> None:
-        self.batches, self.k = batches, k
         self.sharding = {
             key: NamedSharding(mesh, PartitionSpec(None, *s.spec))
             for key, s in batches.sharding.items()
         }
-        self._stack = jax.jit(
+        if hasattr(batches, "stacked"):
+            self._next = batches.stacked(k, self.sharding)
+            return
+        stack = jax.jit(
             lambda *xs: jax.tree.map(lambda *a: jnp.stack(a), *xs), out_shardings=self.sharding
         )
+        self._next = lambda: stack(*(next(batches) for _ in range(k)))
 
     def __iter__(self) -> "Stacked":
         return self
 
     def __next__(self) -> dict[str, jax.Array]:
-        return self._stack(*(next(self.batches) for _ in range(self.k)))
+        return self._next()

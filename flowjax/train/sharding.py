@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from flowjax.train.config import MeshConfig
@@ -15,11 +16,19 @@ BATCH_AXES = ("data", "fsdp")  # the batch dimension is split over all devices
 
 
 def make_mesh(config: MeshConfig, devices: list | None = None) -> Mesh:
-    """A ("data", "fsdp") mesh over `devices` (all devices by default), auto-sharded axes."""
+    """A ("data", "fsdp") mesh over `devices` (all devices by default), auto-sharded axes.
+    Across slices (devices of several `slice_index`es) "data" spans the slices over the DCN
+    and "fsdp" stays within a slice (ICI)."""
     devices = jax.devices() if devices is None else devices
     fsdp = config.fsdp
     data = len(devices) // fsdp if config.data == -1 else config.data
-    return jax.make_mesh((data, fsdp), AXES, axis_types=(AxisType.Auto,) * 2, devices=devices)
+    slices = len({getattr(d, "slice_index", 0) or 0 for d in devices})
+    if slices == 1:
+        return jax.make_mesh((data, fsdp), AXES, axis_types=(AxisType.Auto,) * 2, devices=devices)
+    grid = mesh_utils.create_hybrid_device_mesh(
+        (data // slices, fsdp), (slices, 1), devices=devices
+    )
+    return Mesh(grid, AXES, axis_types=(AxisType.Auto,) * 2)
 
 
 def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
