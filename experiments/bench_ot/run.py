@@ -103,6 +103,14 @@ def table(ours: dict, theirs: dict, spec: dict) -> str:
         ours["train"]["otcfm-chunked"],
         theirs["train"]["otcfm"],
     )
+    for key in [k for k in ours["train"] if k.startswith("icfm-loop-")]:
+        k = key.removeprefix("icfm-loop-")
+        row(
+            f"I-CFM training through `flowjax train`, {k} step(s) per call, batch "
+            f"{TRAIN_BATCH} (steps/s)",
+            ours["train"][key],
+            theirs["train"]["icfm"],
+        )
     lines.append("")
     overhead = ", ".join(
         f"{lib} {1e3 / side['train']['otcfm'] - 1e3 / side['train']['icfm']:.2f} ms"

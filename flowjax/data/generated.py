@@ -5,9 +5,11 @@ with the batch sharding, so every process builds the same global array (each dev
 shard) and the iterator state is just `i`.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 
@@ -31,6 +33,7 @@ class GeneratedBatches:
             return {"x1": sample_toy(distribution, jax.random.fold_in(key, i), batch_size)}
 
         self._make = jax.jit(make, out_shardings={"x1": sharding})
+        self._vmapped = jax.vmap(make)
         self.index = 0
 
     def __iter__(self) -> "GeneratedBatches":
@@ -40,6 +43,20 @@ class GeneratedBatches:
         batch = self._make(self.index)
         self.index += 1
         return batch
+
+    def stacked(
+        self, k: int, sharding: dict[str, NamedSharding]
+    ) -> Callable[[], dict[str, jax.Array]]:
+        """A function returning the next `k` batches stacked `[k, batch_size, 2]` (placed by
+        `sharding`), drawn in one call: the same batches as `k` calls of `next`."""
+        make = jax.jit(lambda i: self._vmapped(i + jnp.arange(k)), out_shardings=sharding)
+
+        def take() -> dict[str, jax.Array]:
+            batches = make(self.index)
+            self.index += k
+            return batches
+
+        return take
 
     def get_state(self) -> dict[str, Any]:
         return {"index": self.index}

@@ -61,8 +61,9 @@ def step_flops(compiled: Any) -> float:
 
 def use_compilation_cache(setting: str, workdir: Path) -> Path | None:
     """Point JAX's persistent compilation cache at `<workdir>/compilation_cache` ("workdir"),
-    at a directory, or nowhere ("off"); programs of every size are cached."""
-    if setting == "off":
+    at a directory, or nowhere ("off"; "" too, which the config's validation then refuses);
+    programs of every size are cached. The setting is JAX's, for the whole process."""
+    if setting in ("off", ""):
         return None
     path = workdir / "compilation_cache" if setting == "workdir" else Path(setting)
     jax.config.update("jax_compilation_cache_dir", str(path))

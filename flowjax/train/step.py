@@ -18,10 +18,6 @@ from flowjax.train.state import TrainState
 Batch = dict[str, jax.Array]  # "x1": [B, *event]; conditioning such as "y": [B] labels
 
 
-def _all_finite(tree: Any) -> jax.Array:
-    return jnp.all(jnp.array([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
-
-
 def _cast_floats(tree: Any, dtype: Any) -> Any:
     """Floating leaves of `tree` in `dtype`; integer leaves (tokens, labels) untouched."""
     return jax.tree.map(
@@ -45,9 +41,11 @@ def make_train_step(
     parameters, optimizer state and EMA unchanged (the step counter still advances) and is
     reported as `metrics["finite"] = 0` and `metrics["nonfinite"]` = 1, 2 or 3 (the loss, the
     gradients or the updated parameters, the first that is not finite); so does an update that
-    would make a parameter non-finite. The network gets a fresh dropout key each (micro-)step
-    (`models.functional` passes it to the models that use one); evaluation and sampling call it
-    without one.
+    would make a parameter non-finite (read from the global norms of the gradients and the
+    updated parameters: an entry that overflows float32 when squared counts too; a skipped
+    update is a `lax.cond`, not a select per leaf). The network gets a fresh dropout key each
+    (micro-)step (`models.functional` passes it to the models that use one); evaluation and
+    sampling call it without one.
     """
     compute_dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     accumulate = config.optim.accumulate
@@ -94,26 +92,27 @@ def make_train_step(
         loss, aux, grads = gradients(state.params, batch, key, context)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        checks = [jnp.isfinite(loss), _all_finite(grads), _all_finite(params)]
-        finite = checks[0] & checks[1] & checks[2]
+        grad_norm, param_norm = optax.tree.norm(grads), optax.tree.norm(params)
+        # the norms are finite exactly when every entry is (or an entry overflows when squared)
+        checks = jnp.stack([jnp.isfinite(loss), jnp.isfinite(grad_norm), jnp.isfinite(param_norm)])
+        finite = jnp.all(checks)
         # 0, or which came first of the loss (1), the gradients (2), the parameters (3)
-        nonfinite = jnp.where(finite, 0, 1 + jnp.argmin(jnp.stack(checks)))
+        nonfinite = jnp.where(finite, 0, 1 + jnp.argmin(checks))
         decay = build.ema_decay(config.optim, state.step.astype(jnp.float32))
-        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
 
-        def keep(new: Any, old: Any) -> Any:
-            return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+        def apply() -> TrainState:
+            ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
+            return TrainState(state.step + 1, params, opt_state, ema, state.key)
 
-        new_state = TrainState(
-            step=state.step + 1,
-            params=keep(params, state.params),
-            opt_state=keep(opt_state, state.opt_state),
-            ema_params=keep(ema, state.ema_params),
-            key=state.key,
-        )
+        def skip() -> TrainState:
+            return TrainState(
+                state.step + 1, state.params, state.opt_state, state.ema_params, state.key
+            )
+
+        new_state = jax.lax.cond(finite, apply, skip)
         metrics = {
             "loss": loss,
-            "grad_norm": optax.tree.norm(grads),
+            "grad_norm": grad_norm,
             "param_norm": optax.tree.norm(state.params),
             "lr": build.learning_rate(config.optim, config.steps)(state.step),
             "finite": finite.astype(jnp.float32),
