@@ -30,7 +30,7 @@ from flowjax.train.config import ConfigError, TrainConfig, validate
 from flowjax.train.inputs import abstract_spec
 from flowjax.train.sharding import batch_sharding, make_mesh, state_shardings
 from flowjax.train.state import init_state
-from flowjax.train.step import make_train_step, steps_per_call
+from flowjax.train.step import train_call
 
 GIB = 2**30
 
@@ -143,12 +143,8 @@ def program(
     abstract = jax.eval_shape(lambda p: init_state(p, optimizer, config.seed), params)
     shardings = state_shardings(mesh, abstract, config.mesh)
     batch = _batch(config, spec, mesh)
-    step = jax.jit(
-        steps_per_call(make_train_step(config, family, network, optimizer), config.steps_per_call),
-        in_shardings=(shardings, jax.tree.map(lambda b: b.sharding, batch)),
-        out_shardings=(shardings, NamedSharding(mesh, PartitionSpec())),
-        donate_argnums=0,
-    )
+    placed = {key: b.sharding for key, b in batch.items()}
+    step = train_call(config, family, network, optimizer, mesh, shardings, placed)
     return step, _abstract(abstract, shardings), batch
 
 

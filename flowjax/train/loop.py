@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 from tqdm import tqdm
 
 from flowjax import models
@@ -36,7 +36,7 @@ from flowjax.train.guards import NonFiniteWatch, Preempted, StopRequest
 from flowjax.train.inputs import Stacked, held_out, make_batches
 from flowjax.train.sharding import make_mesh, state_shardings
 from flowjax.train.state import TrainState, init_state
-from flowjax.train.step import make_train_step, steps_per_call
+from flowjax.train.step import train_call
 from flowjax.train.writers import MetricWriter
 
 
@@ -206,11 +206,8 @@ def _train(
     k = config.steps_per_call
     source = batches if k == 1 else Stacked(batches, k, mesh)
     first = next(source)
-    call = jax.jit(
-        steps_per_call(make_train_step(config, parts.family, parts.network, parts.optimizer), k),
-        in_shardings=(parts.shardings, source.sharding),
-        out_shardings=(parts.shardings, NamedSharding(mesh, PartitionSpec())),
-        donate_argnums=0,
+    call = train_call(
+        config, parts.family, parts.network, parts.optimizer, mesh, parts.shardings, source.sharding
     )
     step_fn = call.lower(state, first).compile()  # compiled ahead of the loop: FLOPs known
     flops = perf.step_flops(step_fn) / k

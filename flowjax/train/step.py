@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from flowjax.contracts import Family, TrainContext
 from flowjax.models import Functional
@@ -124,11 +125,25 @@ def make_train_step(
     return train_step
 
 
-def steps_per_call(
-    train_step: Callable[[TrainState, Batch], tuple[TrainState, dict]], k: int
-) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
-    """`k` training steps as one call (a `lax.scan` over batches stacked `[k, B, ...]`;
-    metrics come back `[k]`); `k = 1` is `train_step` itself."""
-    if k == 1:
-        return train_step
-    return lambda state, batches: jax.lax.scan(train_step, state, batches)
+def train_call(
+    config: TrainConfig,
+    family: Family,
+    network: Functional,
+    optimizer: optax.GradientTransformation,
+    mesh: Mesh,
+    state_shardings: Any,
+    batch_shardings: dict[str, NamedSharding],
+) -> Any:
+    """The jitted call of `config.steps_per_call` = k training steps, as `flowjax train` runs
+    it and `flowjax compile` compiles it: the step itself for k = 1, else a `lax.scan` over
+    batches stacked `[k, B, ...]` (metrics come back `[k]`); the state sharded by
+    `state_shardings` and donated, the metrics replicated."""
+    step = make_train_step(config, family, network, optimizer)
+    if config.steps_per_call > 1:
+        step = functools.partial(jax.lax.scan, step)
+    return jax.jit(
+        step,
+        in_shardings=(state_shardings, batch_shardings),
+        out_shardings=(state_shardings, NamedSharding(mesh, PartitionSpec())),
+        donate_argnums=0,
+    )
