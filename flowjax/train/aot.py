@@ -6,7 +6,7 @@ accumulation, steps per call), for the devices of a TPU topology (`jax.experimen
 topologies`, from the `libtpu` wheel: `pip install flowjax-fm[tpu-compile]`), lowers it with
 abstract inputs and compiles it with XLA's TPU compiler. `Report` reads what the executable
 needs: per-chip bytes (parameters, optimizer state and EMA from their shardings; temporaries
-from the compiled memory analysis), FLOPs per step (cost analysis of the per-device program),
+from the compiled memory analysis), FLOPs per step (`perf.step_flops`),
 the collectives the sharding introduced (the bytes each device sends, from the compiled
 HLO's instructions and a ring model), and a projected step time: compute at `utilization` x
 the chip's published bf16 peak, plus the collectives at its published ICI bandwidth (and,
@@ -25,12 +25,12 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
 from flowjax.contracts import DataSpec
-from flowjax.train import build
+from flowjax.train import build, perf
 from flowjax.train.config import ConfigError, TrainConfig, validate
 from flowjax.train.inputs import abstract_spec
 from flowjax.train.sharding import batch_sharding, make_mesh, state_shardings
 from flowjax.train.state import init_state
-from flowjax.train.step import train_call
+from flowjax.train.step import train_call, train_steps
 
 GIB = 2**30
 
@@ -127,13 +127,21 @@ class Compiled:
     state: Any  # abstract TrainState with its shardings
     config: TrainConfig
     devices: Sequence[jax.Device]
+    flops_per_step: float  # per device (`perf.step_flops`)
 
 
-def program(
-    config: TrainConfig, devices: Sequence[jax.Device], shape: tuple[int, ...] | None = None
-) -> tuple[Any, Any, dict[str, jax.ShapeDtypeStruct]]:
-    """`(jitted step, abstract sharded state, abstract batch)` of the run on `devices`, built
-    as `flowjax train` builds them (`shape`: the event shape where the data does not tell)."""
+@dataclasses.dataclass(frozen=True)
+class _Parts:
+    mesh: Any
+    family: Any
+    network: Any
+    optimizer: Any
+    state: Any  # abstract TrainState with its shardings
+    batch: dict[str, jax.ShapeDtypeStruct]
+
+
+def _parts(config: TrainConfig, devices: Sequence[jax.Device], shape: Any) -> _Parts:
+    """The run's pieces on `devices`, built as `flowjax train` builds them."""
     validate(config, len(devices), 1, data=False)
     mesh = make_mesh(config.mesh, list(devices))
     spec = abstract_spec(config, shape)
@@ -141,19 +149,33 @@ def program(
     network, params = build.network(config, family.network, abstract=True)
     optimizer = build.optimizer(config.optim, config.steps)
     abstract = jax.eval_shape(lambda p: init_state(p, optimizer, config.seed), params)
-    shardings = state_shardings(mesh, abstract, config.mesh)
-    batch = _batch(config, spec, mesh)
-    placed = {key: b.sharding for key, b in batch.items()}
-    step = train_call(config, family, network, optimizer, mesh, shardings, placed)
-    return step, _abstract(abstract, shardings), batch
+    state = _abstract(abstract, state_shardings(mesh, abstract, config.mesh))
+    return _Parts(mesh, family, network, optimizer, state, _batch(config, spec, mesh))
+
+
+def program(
+    config: TrainConfig, devices: Sequence[jax.Device], shape: tuple[int, ...] | None = None
+) -> tuple[Any, Any, dict[str, jax.ShapeDtypeStruct], float]:
+    """`(jitted call, abstract sharded state, abstract batch, FLOPs per step per device)` of
+    the run on `devices` (`shape`: the event shape where the data does not tell). The FLOPs
+    are `perf.step_flops` of the same steps lowered unsharded on this host (a topology's
+    program has no backend here to analyse it)."""
+    p = _parts(config, devices, shape)
+    shardings = jax.tree.map(lambda a: a.sharding, p.state)
+    placed = {key: b.sharding for key, b in p.batch.items()}
+    call = train_call(config, p.family, p.network, p.optimizer, p.mesh, shardings, placed)
+    unsharded = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (p.state, p.batch))
+    here = jax.jit(train_steps(config, p.family, p.network, p.optimizer)).lower(*unsharded)
+    flops = perf.step_flops(here, len(devices), config.optim.accumulate)
+    return call, p.state, p.batch, flops
 
 
 def compile_for(
     config: TrainConfig, devices: Sequence[jax.Device], shape: tuple[int, ...] | None = None
 ) -> Compiled:
     """Compile the run's sharded training step for `devices` (abstract inputs, no data)."""
-    step, state, batch = program(config, devices, shape)
-    return Compiled(step.lower(state, batch).compile(), state, config, devices)
+    call, state, batch, flops = program(config, devices, shape)
+    return Compiled(call.lower(state, batch).compile(), state, config, devices, flops)
 
 
 def _shard_bytes(tree: Any) -> int:
@@ -271,8 +293,6 @@ def report(compiled: Compiled, chip: Chip, utilization: float = 0.4) -> Report:
     """What `compiled` needs per device on `chip`, projected."""
     memory = compiled.executable.memory_analysis()
     state, config = compiled.state, compiled.config
-    cost = compiled.executable.cost_analysis()
-    cost = cost[0] if isinstance(cost, list | tuple) else cost
     slices = len({getattr(d, "slice_index", 0) or 0 for d in compiled.devices})
     return Report(
         chip=chip,
@@ -282,7 +302,7 @@ def report(compiled: Compiled, chip: Chip, utilization: float = 0.4) -> Report:
         ema=_shard_bytes(state.ema_params),
         temporaries=int(memory.temp_size_in_bytes),
         code=int(memory.generated_code_size_in_bytes),
-        flops_per_step=float(cost.get("flops", 0.0)) / config.steps_per_call,
+        flops_per_step=compiled.flops_per_step,
         collectives=collective_bytes(compiled.executable.as_text(), len(compiled.devices)),
         global_batch=config.data.batch_size,
         steps_per_call=config.steps_per_call,
@@ -317,18 +337,19 @@ def requirement(
     utilization: float = 0.4,
 ) -> Requirement:
     """Compile the step for `devices` and read what it needs, fitting or not."""
-    state = float(_shard_bytes(program(config, devices, shape)[1]))
+    call, state, batch, flops = program(config, devices, shape)
+    state_bytes = float(_shard_bytes(state))
     try:
-        compiled = compile_for(config, devices, shape)
+        compiled = Compiled(call.lower(state, batch).compile(), state, config, devices, flops)
     except Exception as error:  # XlaRuntimeError: RESOURCE_EXHAUSTED at compile time
         for pattern, whole in OUT_OF_MEMORY:
             found = pattern.search(str(error))
             if found:
                 amount = float(found.group(1)) * UNITS[found.group(2)]
-                return Requirement(None, amount if whole else amount + state, state)
+                return Requirement(None, amount if whole else amount + state_bytes, state_bytes)
         raise
     result = report(compiled, chip, utilization)
-    return Requirement(result if result.fits else None, float(result.total), state)
+    return Requirement(result if result.fits else None, float(result.total), state_bytes)
 
 
 def fitting_report(
@@ -354,7 +375,7 @@ def fitting_report(
     per_slice, fsdp = len(devices) // num_slices, config.mesh.fsdp * 2
     while fsdp <= per_slice and per_slice % fsdp == 0:
         mesh = dataclasses.replace(config.mesh, fsdp=fsdp)
-        state = _shard_bytes(program(dataclasses.replace(config, mesh=mesh), devices, shape)[1])
+        state = _shard_bytes(_parts(dataclasses.replace(config, mesh=mesh), devices, shape).state)
         if rest + state <= hbm:
             raise ConfigError(
                 f"{message}; with --config.mesh.fsdp={fsdp} about {(rest + state) / GIB:.2f} GiB "

@@ -209,8 +209,9 @@ def _train(
     call = train_call(
         config, parts.family, parts.network, parts.optimizer, mesh, parts.shardings, source.sharding
     )
-    step_fn = call.lower(state, first).compile()  # compiled ahead of the loop: FLOPs known
-    flops = perf.step_flops(step_fn) / k
+    lowered = call.lower(state, first)
+    step_fn = lowered.compile()  # compiled ahead of the loop
+    flops = perf.step_flops(lowered, mesh.size, config.optim.accumulate)
     compute = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     peak = perf.peak_tflops(jax.devices()[0], compute) if config.log.every else None
     profile = config.profile

@@ -1,8 +1,8 @@
 """How fast the training step runs against what the devices could do, and not compiling twice.
 
 `peak_tflops(device, dtype)` is the device's published dense peak (TPU and GPU chips by
-`device_kind`; a CPU's is measured by a short matmul probe); with the FLOPs of one compiled
-step (`step_flops`: XLA's cost analysis of the per-device program) and the measured step time,
+`device_kind`; a CPU's is measured by a short matmul probe); with the FLOPs of one step
+(`step_flops`: XLA's cost analysis of the lowered program, per device) and the measured time,
 the loop logs `perf/tflops_per_device` and `perf/mfu` (model FLOP utilization). The
 persistent compilation cache (`use_compilation_cache`) lets a resumed or relaunched run load
 its compiled programs instead of compiling them again.
@@ -52,11 +52,16 @@ def peak_tflops(device: jax.Device, dtype: Any = jnp.bfloat16) -> float | None:
     return next((v for k, v in PEAK_TFLOPS.items() if kind.startswith(k)), None)
 
 
-def step_flops(compiled: Any) -> float:
-    """FLOPs of one call of a compiled, SPMD-partitioned program, per device."""
-    cost = compiled.cost_analysis()
+def step_flops(lowered: Any, devices: int, accumulate: int = 1) -> float:
+    """FLOPs of one training step per device: XLA's cost analysis of the lowered program,
+    before SPMD partitioning (whose collective loops, e.g. FSDP's windowed einsums, the
+    compiled program's analysis counts once), over the `devices`. A loop's body counts once,
+    so a call of K scanned steps counts one step, and gradient accumulation's loop (one
+    micro-batch's forward and backward) is scaled by `accumulate` (the optimizer update with
+    it: a slight overcount)."""
+    cost = lowered.cost_analysis()
     cost = cost[0] if isinstance(cost, list | tuple) else cost  # older jax: one per module
-    return float(cost.get("flops", 0.0))
+    return float(cost.get("flops", 0.0)) * accumulate / devices
 
 
 def use_compilation_cache(setting: str, workdir: Path) -> Path | None:

@@ -125,6 +125,18 @@ def make_train_step(
     return train_step
 
 
+def train_steps(
+    config: TrainConfig,
+    family: Family,
+    network: Functional,
+    optimizer: optax.GradientTransformation,
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+    """`config.steps_per_call` = k training steps as one function: the step itself for k = 1,
+    else a `lax.scan` over batches stacked `[k, B, ...]` (metrics come back `[k]`)."""
+    step = make_train_step(config, family, network, optimizer)
+    return step if config.steps_per_call == 1 else functools.partial(jax.lax.scan, step)
+
+
 def train_call(
     config: TrainConfig,
     family: Family,
@@ -134,15 +146,10 @@ def train_call(
     state_shardings: Any,
     batch_shardings: dict[str, NamedSharding],
 ) -> Any:
-    """The jitted call of `config.steps_per_call` = k training steps, as `flowjax train` runs
-    it and `flowjax compile` compiles it: the step itself for k = 1, else a `lax.scan` over
-    batches stacked `[k, B, ...]` (metrics come back `[k]`); the state sharded by
-    `state_shardings` and donated, the metrics replicated."""
-    step = make_train_step(config, family, network, optimizer)
-    if config.steps_per_call > 1:
-        step = functools.partial(jax.lax.scan, step)
+    """`train_steps` jitted as `flowjax train` runs them and `flowjax compile` compiles them:
+    the state sharded by `state_shardings` and donated, the metrics replicated."""
     return jax.jit(
-        step,
+        train_steps(config, family, network, optimizer),
         in_shardings=(state_shardings, batch_shardings),
         out_shardings=(state_shardings, NamedSharding(mesh, PartitionSpec())),
         donate_argnums=0,

@@ -65,6 +65,12 @@ def test_steps_per_call_trains_the_same_run_and_resumes_exactly_after_sigkill(tm
     assert max_difference(restore(tmp_path / "one")[1], restore(tmp_path / "five")[1]) < 1e-5
     steps = [m["step"] for m in metrics(tmp_path / "five") if "loss" in m]
     assert steps == list(range(50, 401, 50))
+
+    def flops_per_step(run: str) -> float:  # TFLOP/s over steps/s
+        row = [m for m in metrics(tmp_path / run) if "loss" in m][-1]
+        return row["perf/tflops_per_device"] / row["steps_per_s"]
+
+    assert abs(flops_per_step("five") / flops_per_step("one") - 1) < 1e-3
     proc = subprocess.Popen(
         train_command(tmp_path / "killed", *five), env=env(1), stderr=subprocess.DEVNULL
     )
