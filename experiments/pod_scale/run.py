@@ -81,7 +81,7 @@ def row(name: str, slice_name: str, sharding: str, utilization: float) -> dict:
 def table(rows: list[dict]) -> str:
     lines = [
         "| config | slice | sharding | batch (per chip) | GiB per chip (state) | fits | "
-        "img/s | step ms | collectives MB/step | chip-hours (days) of the run |",
+        "img/s | step ms | collectives MB/step | chip-hours (wall hours) of the run |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -90,7 +90,7 @@ def table(rows: list[dict]) -> str:
             speed = (
                 f"{r['samples_per_s']:,.0f} | {r['step_ms']:.1f} | "
                 f"{r['collective_mb_per_step']:,.0f} | "
-                f"{r['chip_hours']:,.0f} ({r['days']:.1f})"
+                f"{r['chip_hours']:,.0f} ({r['days'] * 24:,.1f})"
             )
         else:
             speed = "- | - | - | -"
