@@ -1,11 +1,16 @@
 """flowjax: Flow Matching in JAX.
 
 Subpackages load on first use (`flowjax.models` imports Flax; the core, `paths`, `solvers`,
-`losses`, `couplings`, `sources`, does not).
+`losses`, `couplings`, `sources`, does not). Importing flowjax adds the XLA:CPU flags chosen
+for the host's CPU to `XLA_FLAGS` (`flowjax._host`).
 """
 
 import importlib
 from types import ModuleType
+
+from flowjax._host import apply_cpu_flags
+
+apply_cpu_flags()
 
 __version__ = "0.1.0"
 __all__ = [

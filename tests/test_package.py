@@ -1,6 +1,7 @@
 """The package as a user meets it: the core imports without Flax, and the README's "core in
 one screen" runs as written."""
 
+import os
 import re
 import subprocess
 import sys
@@ -36,3 +37,45 @@ def test_readme_core_in_one_screen_runs():
     assert namespace["x_t"].shape == x1.shape == namespace["sol"].y.shape
     assert bool(jnp.isfinite(namespace["loss"])) and namespace["logp"].shape == x1.shape[:1]
     assert int(namespace["sol"].stats.nfe_batch) > 0
+
+
+INTEL_AVX512 = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
+AMD_AVX512 = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
+INTEL_AVX2 = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 fma\n"
+
+
+def test_cpu_flags_follow_the_host(tmp_path):
+    from flowjax._host import apply_cpu_flags, cpu_flags
+
+    assert cpu_flags(INTEL_AVX512) == ["--xla_cpu_prefer_vector_width=512"]
+    assert cpu_flags(AMD_AVX512) == cpu_flags(INTEL_AVX2) == []
+    info = tmp_path / "cpuinfo"
+    info.write_text(INTEL_AVX512)
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    apply_cpu_flags(env, info)
+    assert env["XLA_FLAGS"].split() == [
+        "--xla_force_host_platform_device_count=8",
+        "--xla_cpu_prefer_vector_width=512",
+    ]
+    apply_cpu_flags(env, info)  # idempotent: the flag is now set
+    assert env["XLA_FLAGS"].count("prefer_vector_width") == 1
+    mine = {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"}  # the user's choice stays
+    apply_cpu_flags(mine, info)
+    assert mine == {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"}
+    off = {"FLOWJAX_CPU_FLAGS": "0"}
+    apply_cpu_flags(off, info)
+    assert "XLA_FLAGS" not in off
+    apply_cpu_flags(none := {}, tmp_path / "missing")  # no /proc/cpuinfo (macOS): nothing
+    assert none == {}
+
+
+def test_import_sets_the_flags_before_jax_starts():
+    from flowjax._host import CPUINFO, cpu_flags
+
+    expected = cpu_flags(CPUINFO.read_text()) if CPUINFO.exists() else []
+    code = "import os, flowjax; print(os.environ.get('XLA_FLAGS', ''))"
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "FLOWJAX_CPU_FLAGS")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == expected

@@ -133,6 +133,7 @@ def main() -> None:
         "--prepare", type=Path, help="train briefly and write the weights here, then exit"
     )
     p.add_argument("--weights", type=Path, help="the weights to sample with")
+    p.add_argument("--train-only", action="store_true", help="the one-call-per-step rows only")
     args = p.parse_args()
     if args.prepare:
         prepare(args.prepare, 200 if args.quick else 2000)
@@ -149,6 +150,9 @@ def main() -> None:
     for batch, steps in workloads.train(args.quick):
         rate, compile_s = train_rate(batch, steps, reps)
         out["train"][f"flowjax/{batch}"], out["compile_s"][f"train/{batch}"] = rate, compile_s
+    if args.train_only:
+        print(json.dumps(out))
+        return
     batch, steps = workloads.train(args.quick)[-1]
     rate, compile_s = train_rate(batch, steps, reps, fused=workloads.FUSED_STEPS)
     out["train"][f"flowjax-scan/{batch}"], out["compile_s"][f"train-scan/{batch}"] = rate, compile_s
