@@ -1,7 +1,9 @@
-"""Probability paths: schedulers, affine Gaussian paths and parameterization conversions."""
+"""Probability paths: schedulers, affine Gaussian paths and parameterization conversions, and
+the mixture paths of discrete flow matching."""
 
 from flowjax.contracts import PathSample
 from flowjax.paths.affine import PARAMETERIZATIONS, AffinePath, as_velocity
+from flowjax.paths.mixture import MixturePath
 from flowjax.paths.noisy import NOISES, BrownianBridge, Constant, NoisyPath
 from flowjax.paths.schedule_change import change_scheduler
 from flowjax.paths.schedulers import (
@@ -29,6 +31,7 @@ __all__ = [
     "Constant",
     "Cosine",
     "LinearVP",
+    "MixturePath",
     "NoisyPath",
     "PathSample",
     "Polynomial",

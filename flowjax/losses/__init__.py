@@ -1,0 +1,21 @@
+"""Training objectives: the conditional FM regression loss, and the discrete FM losses of
+mixture paths (cross-entropy, generalized KL) with their ELBO."""
+
+from flowjax.losses.cfm import LOSS_TARGETS, cfm_loss
+from flowjax.losses.discrete import (
+    DISCRETE_LOSSES,
+    bits_per_token,
+    dfm_loss,
+    generalized_kl,
+    mixture_elbo,
+)
+
+__all__ = [
+    "DISCRETE_LOSSES",
+    "LOSS_TARGETS",
+    "bits_per_token",
+    "cfm_loss",
+    "dfm_loss",
+    "generalized_kl",
+    "mixture_elbo",
+]

@@ -1,0 +1,63 @@
+"""Mixture paths of discrete flow matching (Gat et al. 2024), token by token:
+
+    p_t(x^i | x0, x1) = (1 - kappa_t) delta_{x0^i} + kappa_t delta_{x1^i}.
+
+Tokens are integer arrays `[B, *event]`; posteriors `p_{1|t}` and CTMC rates `u_t` are
+`[B, *event, V]` over a vocabulary of V tokens (a mask token may lie beyond it: the network
+never predicts it). kappa_t is a scheduler's alpha_t: `CondOT()` gives kappa_t = t,
+`Polynomial(n)` t^n, `Cosine()` sin(pi t / 2); any `Scheduler` subclass that defines `alpha`
+works, its derivative by `jax.jvp`.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from flowjax._utils import Array, batch_time, check_same_shape, expand_time, pytree_dataclass
+from flowjax.contracts import PathSample
+from flowjax.paths.schedulers import Scheduler
+
+
+def _one_hot(x: Array, vocab_size: int) -> Array:
+    """`x [B, *event]` -> `[B, *event, V]` float32 (tokens outside `[0, V)`: all zeros)."""
+    return jax.nn.one_hot(x, vocab_size, dtype=jnp.float32)
+
+
+@pytree_dataclass
+class MixturePath:
+    """The mixture path of `scheduler` (kappa_t = `scheduler.alpha(t)`, increasing from 0 to 1).
+
+    Shapes: `x0, x1, x_t: [B, *event]` integer tokens, `t: [B]` or a scalar.
+    """
+
+    scheduler: Scheduler
+
+    def kappa(self, t: Array) -> Array:
+        return self.scheduler.alpha(t)
+
+    def d_kappa(self, t: Array) -> Array:
+        return self.scheduler.d_alpha(t)
+
+    def jump_coefficient(self, t: Array) -> Array:
+        """kappa'_t / (1 - kappa_t): how fast a token not yet at x1 jumps (inf at t = 1)."""
+        return self.d_kappa(t) / (1.0 - self.kappa(t))
+
+    def sample(self, x0: Array, x1: Array, t: Array, key: Array | None = None) -> PathSample:
+        """`x_t`: each token is x1's with probability kappa_t, else x0's (independently; `key`
+        draws the choice). A discrete path has no velocity: `dx_t` is None."""
+        if key is None:
+            raise ValueError("MixturePath.sample needs a key: the path is random given its ends")
+        check_same_shape(x0, x1, "x0,x1")
+        kappa = expand_time(self.kappa(batch_time(t, x1)), x1)
+        return PathSample(jnp.where(jax.random.uniform(key, x1.shape) < kappa, x1, x0), None)
+
+    def rate(self, posterior: Array, x_t: Array, t: Array) -> Array:
+        """The CTMC rate `u_t(x | x_t) = kappa'/(1 - kappa) (p_{1|t}(x | x_t) - delta_{x_t}(x))`
+        of the marginal path, from the posterior `p_{1|t}` `[B, *event, V]`; each token's rates
+        sum to zero (off its current value: the posterior's mass there, times the jump rate)."""
+        jump = expand_time(self.jump_coefficient(batch_time(t, x_t)), posterior)
+        return jump * (posterior - _one_hot(x_t, posterior.shape[-1]))
+
+    def posterior(self, rate: Array, x_t: Array, t: Array) -> Array:
+        """The inverse of `rate`: `p_{1|t} = delta_{x_t} + u_t (1 - kappa) / kappa'` (t < 1)."""
+        jump = expand_time(self.jump_coefficient(batch_time(t, x_t)), rate)
+        return _one_hot(x_t, rate.shape[-1]) + rate / jump

@@ -1,0 +1,205 @@
+"""Discrete flow matching on mixture paths: the path's marginals, the rate <-> posterior
+conversions, the generalized KL against its definition, the ELBO against closed forms and
+against the masked-diffusion (MDLM) bound."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flowjax import losses, paths, sources
+
+V = 5  # vocabulary; the mask token is V
+MASK = sources.MaskToken(V)
+
+
+@pytest.mark.parametrize("scheduler", [paths.CondOT(), paths.Polynomial(2.0), paths.Cosine()])
+def test_mixture_path_takes_x1_with_probability_kappa(scheduler):
+    path = paths.MixturePath(scheduler)
+    x0 = jnp.zeros((4000, 16), jnp.int32)
+    x1 = jnp.ones((4000, 16), jnp.int32)
+    t = jnp.linspace(0.0, 1.0, 4000)
+    x_t, dx_t = path.sample(x0, x1, t, key=jax.random.key(0))
+    assert dx_t is None and x_t.dtype == x1.dtype and x_t.shape == x1.shape
+    # at t = 0 all x0, at t = 1 all x1; in between the frequency follows kappa_t
+    assert int(x_t[0].sum()) == 0 and int(x_t[-1].sum()) == 16
+    bins = np.asarray(x_t, float).reshape(20, -1).mean(axis=1)
+    kappa = np.asarray(path.kappa(t)).reshape(20, -1).mean(axis=1)
+    np.testing.assert_allclose(bins, kappa, atol=0.03)
+    with pytest.raises(ValueError, match="needs a key"):
+        path.sample(x0, x1, t)
+
+
+def test_rate_and_posterior_round_trip():
+    path = paths.MixturePath(paths.Polynomial(3.0))
+    k1, k2 = jax.random.split(jax.random.key(1))
+    posterior = jax.nn.softmax(jax.random.normal(k1, (8, 3, V)), axis=-1)
+    x_t = jax.random.randint(k2, (8, 3), 0, V + 1)  # some tokens are the mask (V)
+    t = jnp.linspace(0.05, 0.95, 8)
+    rate = path.rate(posterior, x_t, t)
+    jump = np.asarray(path.jump_coefficient(t))[:, None]
+    off = np.where(jax.nn.one_hot(x_t, V) > 0, 0.0, np.asarray(rate))
+    assert (off >= 0).all()
+    # a token at a vocabulary value: rates sum to zero; at the mask: leaves at the jump rate
+    total = np.asarray(rate.sum(-1))
+    np.testing.assert_allclose(total, np.where(np.asarray(x_t) == V, jump, 0.0), atol=1e-5)
+    np.testing.assert_allclose(path.posterior(rate, x_t, t), posterior, atol=1e-5)
+    # kappa_t = t^3: jump = 3 t^2 / (1 - t^3)
+    np.testing.assert_allclose(jump[:, 0], 3 * t**2 / (1 - t**3), rtol=1e-5)
+
+
+def _definition(model_rate, x_t, x1, jump):
+    """sum_{x != x_t} [u_theta - u + u log(u / u_theta)] with the conditional rate
+    u(x) = jump * delta_{x1}(x) off x_t, by brute force over the vocabulary."""
+    model_rate, x_t, x1, jump = map(np.asarray, (model_rate, x_t, x1, jump))
+    out = np.zeros(x_t.shape)
+    for index in np.ndindex(*x_t.shape):
+        for x in range(V):
+            if x == x_t[index]:
+                continue
+            u = jump[index[0]] * (x == x1[index])
+            m = model_rate[index][x]
+            out[index] += m - u + (u * math.log(u / m) if u > 0 else 0.0)
+    return out
+
+
+def test_generalized_kl_is_the_definition():
+    path = paths.MixturePath(paths.CondOT())
+    k1, k2, k3 = jax.random.split(jax.random.key(2), 3)
+    logits = jax.random.normal(k1, (6, 4, V)) * 2
+    x1 = jax.random.randint(k2, (6, 4), 0, V)
+    x_t = jnp.where(jax.random.bernoulli(k3, 0.5, x1.shape), x1, (x1 + 1) % (V + 1))
+    t = jnp.linspace(0.1, 0.9, 6)
+    jump = path.jump_coefficient(t)
+    d = losses.generalized_kl(logits, x_t, x1, jump)
+    model = path.rate(jax.nn.softmax(logits, -1), x_t, t)
+    np.testing.assert_allclose(d, _definition(model, x_t, x1, jump), rtol=1e-4, atol=1e-5)
+    assert (np.asarray(d) >= 0).all()
+    # zero exactly when the posterior is the point mass at x1
+    certain = jnp.where(jax.nn.one_hot(x1, V) > 0, 30.0, -30.0)
+    np.testing.assert_allclose(losses.generalized_kl(certain, x_t, x1, jump), 0.0, atol=1e-6)
+
+
+def test_elbo_is_tight_for_the_true_posterior_of_one_masked_token():
+    """One token, mask source, kappa_t = t: the network that returns the data law q when the
+    token is masked (and keeps it otherwise) generates q exactly, and the bound is -log q(x1)."""
+    q = jnp.array([0.5, 0.25, 0.125, 0.0625, 0.0625])
+
+    def field(params, x_t, t):
+        del params, t
+        return jnp.where((x_t == V)[..., None], jnp.log(q), 60.0 * jax.nn.one_hot(x_t, V) - 30)
+
+    x1 = jnp.repeat(jnp.arange(V), 2000)[:, None]
+    path = paths.MixturePath(paths.CondOT())
+    nats = losses.mixture_elbo(
+        field, None, jax.random.key(3), x1, path=path, source=MASK, num_times=64
+    )
+    per_token = np.asarray(nats).reshape(V, -1).mean(axis=1)
+    np.testing.assert_allclose(per_token, -np.log(q), rtol=0.05)
+    bits = losses.bits_per_token(nats.mean(), (1,))
+    assert float(bits) == pytest.approx(float(nats.mean()) / math.log(2))
+
+
+def test_elbo_bounds_the_nll_with_a_uniform_source():
+    """With a uniform source and the same true-posterior network the bound is loose but holds
+    on average: E_q[ELBO] >= H(q)."""
+    q = jnp.array([0.7, 0.1, 0.1, 0.05, 0.05])
+    uniform = sources.UniformTokens(V)
+    path = paths.MixturePath(paths.CondOT())
+
+    def field(params, x_t, t):
+        # the exact posterior p(x1 | x_t) of one token: x_t = x1 w.p. kappa + (1 - kappa) / V
+        del params
+        kappa = path.kappa(t)[:, None, None]
+        stay = kappa + (1 - kappa) / V
+        like = jnp.where(jax.nn.one_hot(x_t, V) > 0, stay, (1 - kappa) / V)
+        return jnp.log(q * like)
+
+    x1 = jax.random.choice(jax.random.key(4), V, (20000, 1), p=q)
+    nats = losses.mixture_elbo(field, None, jax.random.key(5), x1, path=path, source=uniform)
+    entropy = float(-(q * jnp.log(q)).sum())
+    assert float(nats.mean()) >= entropy
+    assert float(nats.mean()) < entropy + 1.0
+
+
+def test_generalized_kl_with_a_mask_source_is_the_mdlm_bound():
+    """MDLM (Sahoo et al. 2024) writes its time s with s = 1 at the mask: s = 1 - t, alpha_s =
+    1 - s, integrand (alpha'_s / (1 - alpha_s)) sum_masked log p(x1) = 1/s sum_masked -log p."""
+    path = paths.MixturePath(paths.CondOT())
+    k1, k2, k3 = jax.random.split(jax.random.key(6), 3)
+    x1 = jax.random.randint(k1, (32, 12), 0, V)
+    t = jax.random.uniform(k2, (32,), minval=0.01, maxval=0.99)
+    x_t = path.sample(MASK.sample(k3, x1.shape), x1, t, key=k3).x_t
+    logits = jax.random.normal(k3, (32, 12, V))
+    keep = jnp.where(jax.nn.one_hot(x_t, V) > 0, 30.0, -30.0)  # MDLM's carry-over of unmasked
+    logits = jnp.where((x_t == V)[..., None], logits, keep)
+    ours = losses.generalized_kl(logits, x_t, x1, path.jump_coefficient(t)).sum(-1)
+    s = 1.0 - t
+    log_p = jax.nn.log_softmax(logits, -1)
+    picked = jnp.take_along_axis(log_p, x1[..., None], -1)[..., 0]
+    mdlm = (1.0 / s) * jnp.sum(jnp.where(x_t == V, -picked, 0.0), axis=-1)
+    np.testing.assert_allclose(ours, mdlm, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", losses.DISCRETE_LOSSES)
+def test_dfm_loss_trains_a_posterior_table(loss):
+    """A table of logits per (position, token) learns the data law of two independent tokens."""
+    import optax
+
+    q = jnp.array([[0.6, 0.2, 0.1, 0.05, 0.05], [0.05, 0.05, 0.1, 0.2, 0.6]])
+    path = paths.MixturePath(paths.CondOT())
+
+    def field(params, x_t, t):
+        del t
+        return jnp.where((x_t == V)[..., None], params, 30.0 * jax.nn.one_hot(x_t, V) - 15)
+
+    params = jnp.zeros((2, V))
+    opt = optax.adam(0.05)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, key):
+        k1, k2 = jax.random.split(key)
+        x1 = jax.vmap(lambda k: jax.random.categorical(k, jnp.log(q)))(jax.random.split(k1, 512))
+        grads, aux = jax.grad(
+            lambda p: losses.dfm_loss(field, p, k2, x1, path=path, source=MASK, loss=loss),
+            has_aux=True,
+        )(params)
+        updates, state = opt.update(grads, state)
+        return optax.apply_updates(params, updates), state, aux
+
+    for i in range(300):
+        params, state, aux = step(params, state, jax.random.key(i))
+    np.testing.assert_allclose(jax.nn.softmax(params, -1), q, atol=0.05)
+    assert 0.0 <= float(aux["accuracy"]) <= 1.0
+
+
+def test_bad_inputs_are_one_line_errors():
+    path = paths.MixturePath(paths.CondOT())
+    x1 = jnp.zeros((4, 3), jnp.int32)
+    with pytest.raises(ValueError, match="logits"):
+        losses.dfm_loss(
+            lambda p, x, t: jnp.zeros((4, V)), None, jax.random.key(0), x1, path=path, source=MASK
+        )
+    with pytest.raises(ValueError, match="loss"):
+        losses.dfm_loss(
+            lambda p, x, t: jnp.zeros((4, 3, V)),
+            None,
+            jax.random.key(0),
+            x1,
+            path=path,
+            source=MASK,
+            loss="mse",
+        )
+    with pytest.raises(ValueError, match="num_times"):
+        losses.mixture_elbo(
+            lambda p, x, t: jnp.zeros((4, 3, V)),
+            None,
+            jax.random.key(0),
+            x1,
+            path=path,
+            source=MASK,
+            num_times=0,
+        )
