@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import losses, paths, sources
+from flowjax import losses, paths, solvers, sources
+from flowjax._utils import Array
 
 V = 5  # vocabulary; the mask token is V
 MASK = sources.MaskToken(V)
@@ -203,3 +204,87 @@ def test_bad_inputs_are_one_line_errors():
             source=MASK,
             num_times=0,
         )
+
+
+def _joint_posterior(q):
+    """The exact posterior field of the joint law `q [V, V]` of two tokens on the mask path:
+    per token, p(x1^i | x_t) given what of x_t is unmasked."""
+    log_q = jnp.log(q)
+
+    def field(params, x_t, t):
+        del params, t
+        a, b = x_t[:, 0], x_t[:, 1]
+        first = jnp.where(
+            (b == V)[:, None], jnp.log(q.sum(1))[None], log_q.T[jnp.minimum(b, V - 1)]
+        )
+        second = jnp.where((a == V)[:, None], jnp.log(q.sum(0))[None], log_q[jnp.minimum(a, V - 1)])
+        logits = jnp.stack([first, second], axis=1)
+        keep = jnp.where(jax.nn.one_hot(x_t, V) > 0, 30.0, -30.0)
+        return jnp.where((x_t == V)[..., None], logits, keep)
+
+    return field
+
+
+def _total_variation(samples, q):
+    counts = np.zeros((V, V))
+    np.add.at(counts, (np.asarray(samples[:, 0]), np.asarray(samples[:, 1])), 1)
+    return 0.5 * np.abs(counts / counts.sum() - np.asarray(q)).sum()
+
+
+def test_ctmc_euler_samples_the_data_law_with_the_exact_posterior():
+    q = jax.random.dirichlet(jax.random.key(7), jnp.full(V * V, 0.5)).reshape(V, V)
+    field = _joint_posterior(q)
+    path = paths.MixturePath(paths.CondOT())
+    x0 = MASK.sample(None, (40000, 2))
+    run = jax.jit(
+        lambda key, n: solvers.ctmc_euler(field, None, key, x0, path=path, num_steps=n),
+        static_argnums=1,
+    )
+    tv = {n: _total_variation(run(jax.random.key(8), n).y, q) for n in (1, 4, 64)}
+    # one step draws the two tokens independently (the factorized posterior's error): TV is
+    # that of q against the product of its marginals; many steps recover the joint law
+    product = np.outer(q.sum(1), q.sum(0))
+    assert tv[1] == pytest.approx(0.5 * np.abs(product - np.asarray(q)).sum(), abs=0.02)
+    assert tv[64] < 0.03 < tv[1] and tv[4] < tv[1]
+    sol = run(jax.random.key(9), 4)
+    assert sol.y.dtype == x0.dtype and int(sol.y.max()) < V  # no mask survives t = 1
+    assert int(sol.stats.nfe_batch) == 4 and (np.asarray(sol.stats.nfe) == 4).all()
+
+
+def test_ctmc_euler_on_a_non_uniform_grid_and_a_uniform_source():
+    q = jnp.array([0.7, 0.1, 0.1, 0.05, 0.05])
+    path = paths.MixturePath(paths.Polynomial(2.0))
+
+    def field(params, x_t, t):  # the exact one-token posterior under a uniform source
+        kappa = path.kappa(t)[:, None, None]
+        like = jnp.where(jax.nn.one_hot(x_t, V) > 0, kappa + (1 - kappa) / V, (1 - kappa) / V)
+        return jnp.log(q * like)
+
+    x0 = sources.UniformTokens(V).sample(jax.random.key(10), (100_000, 1))
+    ts = jnp.linspace(0.0, 1.0, 11) ** 0.5
+
+    def error(jump: str, ts: Array) -> float:
+        sol = solvers.ctmc_euler(field, None, jax.random.key(11), x0, path=path, ts=ts, jump=jump)
+        assert int(sol.stats.nfe_batch) == len(ts) - 1 and sol.method == jump
+        return float(np.abs(np.bincount(np.asarray(sol.y[:, 0]), minlength=V) / len(x0) - q).max())
+
+    # the path's jump probability is exact here (sampling noise: ~0.0015); Euler's error
+    # shrinks with the steps (its rate diverges at t = 1)
+    assert error("path", ts) < 0.006
+    assert error("euler", jnp.linspace(0.0, 1.0, 201)) < error("euler", ts) - 0.01
+
+
+def test_ctmc_euler_bad_inputs():
+    path = paths.MixturePath(paths.CondOT())
+    good = lambda p, x, t: jnp.zeros((*x.shape, V))  # noqa: E731
+    tokens = jnp.zeros((4, 3), jnp.int32)
+    with pytest.raises(ValueError, match="integer tokens"):
+        solvers.ctmc_euler(good, None, jax.random.key(0), tokens.astype(float), path=path)
+    with pytest.raises(ValueError, match="logits"):
+        solvers.ctmc_euler(
+            lambda p, x, t: jnp.zeros((4, V)), None, jax.random.key(0), tokens, path=path
+        )
+    with pytest.raises(ValueError, match="jump"):
+        solvers.ctmc_euler(good, None, jax.random.key(0), tokens, path=path, jump="exact")
+    with pytest.raises(ValueError, match="temperature"):
+        solvers.ctmc_euler(good, None, jax.random.key(0), tokens, path=path, temperature=0.0)

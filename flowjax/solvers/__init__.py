@@ -1,6 +1,7 @@
-"""ODE sampling and likelihoods on Diffrax."""
+"""ODE sampling and likelihoods on Diffrax; CTMC sampling of discrete flow matching."""
 
-from flowjax.solvers.fixed import TABLEAUS, fixed_step, rk_step
+from flowjax.solvers.ctmc import ctmc_euler
+from flowjax.solvers.fixed import TABLEAUS, exact_stats, fixed_step, rk_step, time_grid
 from flowjax.solvers.likelihood import (
     DIVERGENCES,
     PROBES,
@@ -32,12 +33,15 @@ __all__ = [
     "TABLEAUS",
     "Solution",
     "SolveStats",
+    "ctmc_euler",
     "draw_probes",
     "exact_divergence",
+    "exact_stats",
     "fixed_step",
     "hutchinson_divergence",
     "integrate",
     "log_likelihood",
     "rk_step",
     "sample",
+    "time_grid",
 ]

@@ -48,7 +48,7 @@ def rk_step(
     return x + sum(b_i * k for b_i, k in zip(b, ks, strict=True) if b_i)
 
 
-def _grid(ts: Array | None, t0: float, t1: float, num_steps: int) -> Array:
+def time_grid(ts: Array | None, t0: float, t1: float, num_steps: int) -> Array:
     """The time grid `[T]`: `ts`, or `num_steps` uniform steps from `t0` to `t1` (in [0, 1])."""
     for name, value in (("ts", ts), ("t0", t0), ("t1", t1)):
         check_time(value, name)
@@ -71,6 +71,20 @@ def _grid(ts: Array | None, t0: float, t1: float, num_steps: int) -> Array:
         if not (np.all(steps > 0) or np.all(steps < 0)):
             raise ValueError(f"ts must be strictly increasing or decreasing, got {np.asarray(ts)}")
     return jnp.asarray(ts)
+
+
+def exact_stats(batch_size: int, nfe: int, num_steps: int) -> SolveStats:
+    """The stats of a fixed-step solve: every sample gets `nfe` evaluations in `nfe` batched
+    calls over `num_steps` steps, none rejected."""
+    batch = (batch_size,)
+    return SolveStats(
+        nfe=jnp.full(batch, nfe, jnp.int32),
+        nfe_batch=jnp.asarray(nfe, jnp.int32),
+        num_steps=jnp.full(batch, num_steps, jnp.int32),
+        num_rejected=jnp.zeros(batch, jnp.int32),
+        max_steps_reached=jnp.zeros(batch, bool),
+        success=jnp.ones(batch, bool),
+    )
 
 
 def fixed_step(
@@ -121,7 +135,7 @@ def fixed_step(
     if x0.ndim < 2:
         raise ValueError(f"x0 must have shape [B, *event], got shape {x0.shape}")
     x0 = x0.astype(jnp.result_type(x0, float))  # a floating state
-    ts = _grid(ts, t0, t1, num_steps).astype(jnp.promote_types(x0.dtype, jnp.float32))
+    ts = time_grid(ts, t0, t1, num_steps).astype(jnp.promote_types(x0.dtype, jnp.float32))
     n = ts.shape[0] - 1
 
     def f(x: Array, t: Array) -> Array:
@@ -135,16 +149,7 @@ def fixed_step(
         return x_next, x_next if save_trajectory else None
 
     y, xs = jax.lax.scan(step, x0, (jnp.arange(n, dtype=jnp.int32), ts[:-1], ts[1:]))
-    nfe = METHODS[method][1] * n
-    batch = (x0.shape[0],)
-    stats = SolveStats(
-        nfe=jnp.full(batch, nfe, jnp.int32),
-        nfe_batch=jnp.asarray(nfe, jnp.int32),
-        num_steps=jnp.full(batch, n, jnp.int32),
-        num_rejected=jnp.zeros(batch, jnp.int32),
-        max_steps_reached=jnp.zeros(batch, bool),
-        success=jnp.ones(batch, bool),
-    )
+    stats = exact_stats(x0.shape[0], METHODS[method][1] * n, n)
     if not save_trajectory:
         return Solution(y=y, ts=None, ys=None, stats=stats, method=method)
     return Solution(y=y, ts=ts, ys=jnp.concatenate([x0[None], xs]), stats=stats, method=method)
