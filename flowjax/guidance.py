@@ -1,7 +1,10 @@
 """Classifier-free guidance for flow matching (Ho & Salimans 2022; Guided Flows, Zheng et al.
 2023): train one network on labels that are sometimes dropped to a null class, then follow the
 guided field `v_w = (1 - w) v(x, t, null) + w v(x, t, y)` (w = 1: conditional, w = 0:
-unconditional, w > 1: guided).
+unconditional, w > 1: guided). On a posterior field of discrete flow matching (logits
+`[B, *event, V]`) the same combination is guidance in log-probability space: logits are
+log-probabilities up to a per-token constant, so the guided posterior is
+`p(. | null)^(1 - w) p(. | y)^w`, renormalized (`solvers.ctmc_euler` samples it).
 
 The null class is the label `NULL_LABEL` (-1): our models (`flowjax.models`) read it, like
 `y=None`, as the extra row `num_classes` of their label table (a label equal to `num_classes`

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import losses, paths, solvers, sources
+from flowjax import guidance, losses, paths, solvers, sources
 from flowjax._utils import Array
 
 V = 5  # vocabulary; the mask token is V
@@ -288,3 +288,34 @@ def test_ctmc_euler_bad_inputs():
         solvers.ctmc_euler(good, None, jax.random.key(0), tokens, path=path, jump="exact")
     with pytest.raises(ValueError, match="temperature"):
         solvers.ctmc_euler(good, None, jax.random.key(0), tokens, path=path, temperature=0.0)
+
+
+def test_classifier_free_guidance_of_a_posterior_field_mixes_log_probabilities():
+    """`guidance.guided` on a posterior field combines logits, i.e. log-probabilities up to a
+    per-token constant: the guided posterior is p_null^(1 - w) p_y^w, renormalized. With one
+    masked token and the exact tables, the sampler draws exactly that law."""
+    tables = jnp.log(jnp.array([[0.4, 0.3, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.3, 0.4]]))
+    null = jnp.log(jnp.full(V, 1.0 / V) + jnp.arange(V) * 0.02)
+    calls = []
+
+    def field(params, x_t, t, y):
+        calls.append(x_t.shape[0])
+        rows = jnp.where((y == guidance.NULL_LABEL)[:, None], null, tables[jnp.maximum(y, 0)])
+        keep = jnp.where(jax.nn.one_hot(x_t, V) > 0, 30.0, -30.0)
+        return jnp.where((x_t == V)[..., None], rows[:, None], keep)
+
+    w = 2.5
+    v_w = guidance.guided(field, w)
+    y = jnp.repeat(jnp.arange(2), 20000)
+    x0 = MASK.sample(None, (40000, 1))
+    path = paths.MixturePath(paths.CondOT())
+    sol = solvers.ctmc_euler(
+        v_w, None, jax.random.key(12), x0, path=path, num_steps=8, cond={"y": y}
+    )
+    assert calls == [80000] and int(sol.stats.nfe_batch) == 8  # one doubled call per step
+    for label in (0, 1):
+        expected = jax.nn.softmax((1 - w) * jax.nn.log_softmax(null) + w * tables[label])
+        tokens = np.asarray(sol.y[y == label, 0])
+        np.testing.assert_allclose(
+            np.bincount(tokens, minlength=V) / len(tokens), expected, atol=0.01
+        )
