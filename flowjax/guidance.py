@@ -57,17 +57,7 @@ def guided(
         return _single(v, null_label if w == 0 else None, label)
 
     def both(params: Any, x: Array, t: Array, y: Array, cond: dict) -> tuple[Array, Array]:
-        b = x.shape[0]
-        null = jnp.full_like(y, null_label)
-        twice = lambda a: jnp.concatenate([a, a])  # noqa: E731
-        out = v(
-            params,
-            twice(x),
-            twice(batch_time(t, x)),
-            **{label: jnp.concatenate([y, null])},
-            **jax.tree.map(twice, cond),
-        )
-        return out[:b], out[b:]
+        return both_halves(v, params, x, t, {label: y, **cond}, null_label, label)
 
     def v_w(params: Any, x: Array, t: Array | float, **cond: Any) -> Array:
         y = _labels(cond, label)
@@ -85,6 +75,31 @@ def guided(
         return _combine(conditional, unconditional, scale)
 
     return v_w
+
+
+def both_halves(
+    v: Callable[..., Array],
+    params: Any,
+    x: Array,
+    t: Array | float,
+    cond: dict[str, Any],
+    null_label: int = NULL_LABEL,
+    label: str = "y",
+) -> tuple[Array, Array]:
+    """`(v(x, t, y), v(x, t, null))` in one network call on the doubled batch `[x; x]` with
+    labels `[y; null_label]` (`y = cond[label]`; the rest of `cond` is doubled alike)."""
+    y = _labels(cond, label)
+    rest = {k: a for k, a in cond.items() if k != label}
+    b = x.shape[0]
+    twice = lambda a: jnp.concatenate([a, a])  # noqa: E731
+    out = v(
+        params,
+        twice(x),
+        twice(batch_time(t, x)),
+        **{label: jnp.concatenate([y, jnp.full_like(y, null_label)])},
+        **jax.tree.map(twice, rest),
+    )
+    return out[:b], out[b:]
 
 
 def _single(v: Callable[..., Array], null_label: int | None, label: str) -> Callable[..., Array]:

@@ -319,3 +319,76 @@ def test_classifier_free_guidance_of_a_posterior_field_mixes_log_probabilities()
         np.testing.assert_allclose(
             np.bincount(tokens, minlength=V) / len(tokens), expected, atol=0.01
         )
+
+
+def test_rate_space_guidance_mixes_probabilities_and_clips():
+    """In rate space the guided posterior of a masked token is (1 - w) p_null + w p_y, clipped
+    at zero and renormalized: a law different from the log-space one, known in closed form."""
+    tables = jnp.array([[0.4, 0.3, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.3, 0.4]])
+    null = tables.mean(0)
+
+    def field(params, x_t, t, y):
+        rows = jnp.where((y == guidance.NULL_LABEL)[:, None], null, tables[jnp.maximum(y, 0)])
+        keep = jnp.where(jax.nn.one_hot(x_t, V) > 0, 30.0, -30.0)
+        return jnp.where((x_t == V)[..., None], jnp.log(rows)[:, None], keep)
+
+    w = 2.0
+    y = jnp.repeat(jnp.arange(2), 30000)
+    x0 = MASK.sample(None, (60000, 1))
+    path = paths.MixturePath(paths.CondOT())
+    sol = solvers.ctmc_euler(
+        field,
+        None,
+        jax.random.key(13),
+        x0,
+        path=path,
+        num_steps=16,
+        rate_guidance=w,
+        cond={"y": y},
+    )
+    assert int(sol.stats.nfe_batch) == 16
+    for label in (0, 1):
+        mix = np.maximum((1 - w) * np.asarray(null) + w * np.asarray(tables[label]), 0.0)
+        tokens = np.asarray(sol.y[y == label, 0])
+        freq = np.bincount(tokens, minlength=V) / len(tokens)
+        np.testing.assert_allclose(freq, mix / mix.sum(), atol=0.01)
+        assert (freq[mix == 0] == 0).all()  # clipped rates are never taken
+    with pytest.raises(ValueError, match="labels"):
+        solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, rate_guidance=w)
+
+
+def test_the_corrector_remasks_and_keeps_the_law():
+    q = jax.random.dirichlet(jax.random.key(14), jnp.full(V * V, 0.5)).reshape(V, V)
+    field = _joint_posterior(q)
+    path = paths.MixturePath(paths.CondOT())
+    x0 = MASK.sample(None, (40000, 2))
+    sol = solvers.ctmc_euler(
+        field,
+        None,
+        jax.random.key(15),
+        x0,
+        path=path,
+        num_steps=64,
+        corrector=1.0,
+        mask=V,
+        save_trajectory=True,
+    )
+    ys = np.asarray(sol.ys)
+    remasked = ((ys[:-1] != V) & (ys[1:] == V)).sum()
+    assert remasked > 1000  # tokens are revised, not only unmasked
+    assert int(sol.y.max()) < V and _total_variation(sol.y, q) < 0.03
+    schedule = solvers.ctmc_euler(
+        field,
+        None,
+        jax.random.key(15),
+        x0,
+        path=path,
+        num_steps=64,
+        mask=V,
+        corrector=lambda t: 2.0 * t * (1.0 - t),
+    )
+    assert _total_variation(schedule.y, q) < 0.03
+    with pytest.raises(ValueError, match="mask"):
+        solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, corrector=1.0)
+    with pytest.raises(ValueError, match="corrector"):
+        solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, corrector=-1.0, mask=V)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from flowjax._utils import Array, batch_time, call_field, check_choice, check_domain
+from flowjax.guidance import NULL_LABEL, both_halves
 from flowjax.paths.mixture import MixturePath
 from flowjax.solvers.fixed import exact_stats, time_grid
 from flowjax.solvers.ode import Solution
@@ -33,13 +34,30 @@ def _jump_probability(path: MixturePath, jump: str, t: Array, t_next: Array) -> 
     return -jnp.expm1(-(t_next - t) * rate)  # 1 - exp(-h lambda_t), accurate for small h
 
 
-def _redraw(key: Array, x: Array, logits: Array, probability: Array, temperature: float) -> Array:
-    """Tokens `x [B, *event]` redrawn from the posterior's logits with `probability [B]`."""
+def _per_token(a: Array, x: Array) -> Array:
+    """`a [B]` shaped `[B, 1, ..., 1]` to broadcast with the tokens `x [B, *event]`."""
+    return a.reshape(a.shape + (1,) * (x.ndim - 1))
+
+
+def _redraw(key: Array, x: Array, probs: Array, probability: Array) -> Array:
+    """Tokens `x [B, *event]` redrawn from `probs [B, *event, V]` with `probability [B]`."""
     k_event, k_draw = jax.random.split(key)
-    probability = probability.reshape(probability.shape + (1,) * (x.ndim - 1))
-    redraw = jax.random.uniform(k_event, x.shape) < probability
-    draw = jax.random.categorical(k_draw, logits.astype(jnp.float32) / temperature)
+    redraw = jax.random.uniform(k_event, x.shape) < _per_token(probability, x)
+    draw = jax.random.categorical(k_draw, jnp.log(probs))
     return jnp.where(redraw, draw, x).astype(x.dtype)
+
+
+def _move(key: Array, x: Array, forward: Array, back: Array, mask: int) -> Array:
+    """One Euler step of a CTMC given, per token, the step's integrated rates `forward [B,
+    *event, V]` to each vocabulary value (ignored at the token's own) and `back [B, *event]`
+    to the mask: leave with probability `1 - exp(-total)`, land in proportion to the rates."""
+    k_event, k_draw = jax.random.split(key)
+    forward = jnp.where(jax.nn.one_hot(x, forward.shape[-1], dtype=bool), 0.0, forward)
+    rates = jnp.concatenate([forward, back[..., None]], axis=-1)
+    leave = jax.random.uniform(k_event, x.shape) < -jnp.expm1(-rates.sum(-1))
+    target = jax.random.categorical(k_draw, jnp.log(rates))
+    target = jnp.where(target == forward.shape[-1], mask, target)
+    return jnp.where(leave, target, x).astype(x.dtype)
 
 
 def ctmc_euler(
@@ -53,6 +71,9 @@ def ctmc_euler(
     ts: Array | None = None,
     temperature: float = 1.0,
     jump: str = "euler",
+    rate_guidance: float | None = None,
+    corrector: float | Callable[[Array], Array] = 0.0,
+    mask: int | None = None,
     cond: Mapping[str, Any] | None = None,
     save_trajectory: bool = False,
 ) -> Solution:
@@ -69,6 +90,17 @@ def ctmc_euler(
         `(kappa_{t+h} - kappa_t) / (1 - kappa_t)`, which removes the error of freezing a rate
         that diverges at t = 1 (on one token with the exact posterior it is exact at any step
         count; Euler's error there decays slower than 1 / num_steps).
+      rate_guidance: classifier-free guidance scale w in *rate* space: the step follows
+        `(1 - w) u(. | null) + w u(. | y)` (labels `cond["y"]`, the null class
+        `guidance.NULL_LABEL`; one doubled network call per step); for the mixture path that
+        is the posterior `(1 - w) p(. | null) + w p(. | y)` off the current token, negative
+        rates (w > 1) clipped to zero. Guidance in log-probability space is
+        `guidance.guided(field, w)` as the field instead.
+      corrector: beta_t >= 0 (a number or a function of t [B]) of the divergence-free
+        corrector of Gat et al. for a mask source: the forward rate times 1 + beta_t plus
+        beta_t times the backward rate `kappa'_t / kappa_t` of remasking an unmasked token,
+        which leaves the path's marginals unchanged and lets the sampler revise tokens.
+      mask: the mask token (`MaskToken.mask`, at least V); needed by the corrector.
       cond: conditioning passed to `field` at every call (labels `y [B]`, ...).
       save_trajectory: `Solution.ys [T, B, *event]` of the states at the grid times.
 
@@ -77,22 +109,55 @@ def ctmc_euler(
     """
     check_domain("temperature", temperature, 0.0, open_low=True)
     check_choice(jump, JUMPS, "jump")
+    beta = corrector if callable(corrector) else lambda t: jnp.full_like(t, corrector)
+    if not callable(corrector):
+        check_domain("corrector", corrector, 0.0)
+    if (callable(corrector) or corrector > 0) and mask is None:
+        raise ValueError("the corrector remasks tokens: pass mask= (the MaskToken's mask)")
+    if rate_guidance is not None and "y" not in (cond or {}):
+        raise ValueError('rate_guidance needs the labels as cond["y"]')
+    plain = rate_guidance is None and not callable(corrector) and corrector == 0
+    masked = -1 if mask is None else mask  # -1: no token is a mask (no remasking)
     x0 = jnp.asarray(x0)
     if x0.ndim < 2 or not jnp.issubdtype(x0.dtype, jnp.integer):
         raise ValueError(f"x0 must be integer tokens [B, *event], got {x0.dtype} {x0.shape}")
     ts = time_grid(ts, 0.0, 1.0, num_steps).astype(jnp.float32)
     n = ts.shape[0] - 1
 
+    def posterior(x: Array, t: Array) -> Array:
+        """The (guided) posterior probabilities `[B, *event, V]` at `x`, `t`."""
+        if rate_guidance is None:
+            outs = [call_field(field, params, x, t, cond)]
+        else:
+            outs = list(both_halves(field, params, x, t, dict(cond or {}), NULL_LABEL))
+        for logits in outs:
+            if logits.shape[:-1] != x.shape:
+                raise ValueError(
+                    "the posterior field must return logits [B, *event, V] = "
+                    f"{list(x.shape)} + [V], got shape {logits.shape}"
+                )
+        probs = [jax.nn.softmax(a.astype(jnp.float32) / temperature, axis=-1) for a in outs]
+        if rate_guidance is None:
+            return probs[0]
+        conditional, unconditional = probs
+        return jnp.maximum(unconditional + rate_guidance * (conditional - unconditional), 0.0)
+
     def step(x: Array, inputs: tuple[Array, Array, Array]) -> tuple[Array, Array | None]:
-        k, t, t_next = inputs
-        logits = call_field(field, params, x, t, cond)
-        if logits.shape[:-1] != x.shape:
-            raise ValueError(
-                f"the posterior field must return logits [B, *event, V] = {list(x.shape)} + [V],"
-                f" got shape {logits.shape}"
-            )
-        probability = _jump_probability(path, jump, batch_time(t, x), batch_time(t_next, x))
-        x_next = _redraw(k, x, logits, probability, temperature)
+        k, t, t_next = inputs[0], batch_time(inputs[1], x), batch_time(inputs[2], x)
+        probs = posterior(x, t)
+        probability = _jump_probability(path, jump, t, t_next)
+        if plain:
+            x_next = _redraw(k, x, probs, probability)
+        else:
+            # the step's integrated forward rate (-log(1 - probability) = h lambda for Euler)
+            scale = -jnp.log1p(-jnp.minimum(probability, 1.0 - 1e-7))
+            b = beta(t)
+            remask = b * (t_next - t) * path.d_kappa(t) / path.kappa(t)
+            back = jnp.where(x == masked, 0.0, _per_token(remask, x))
+            forward = _per_token((1.0 + b) * scale, x)[..., None]
+            moved = _move(k, x, forward * probs, back, masked)
+            final = _redraw(k, x, probs / probs.sum(-1, keepdims=True), jnp.ones_like(t))
+            x_next = jnp.where(inputs[2] >= 1.0, final, moved)
         return x_next, x_next if save_trajectory else None
 
     keys = jax.random.split(key, n)
