@@ -392,3 +392,32 @@ def test_the_corrector_remasks_and_keeps_the_law():
         solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, corrector=1.0)
     with pytest.raises(ValueError, match="corrector"):
         solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, corrector=-1.0, mask=V)
+
+
+def test_confident_unmasking_follows_the_schedule_and_the_law():
+    q = jax.random.dirichlet(jax.random.key(16), jnp.full(V * V, 0.5)).reshape(V, V)
+    field = _joint_posterior(q)
+    path = paths.MixturePath(paths.CondOT())
+    x0 = MASK.sample(None, (20000, 2))
+    sol = solvers.ctmc_euler(
+        field,
+        None,
+        jax.random.key(17),
+        x0,
+        path=path,
+        num_steps=2,
+        jump="confident",
+        mask=V,
+        save_trajectory=True,
+    )
+    ys = np.asarray(sol.ys)
+    # kappa = t, two steps: half of the two masked tokens (one) after the first, all at the end
+    assert ((ys[1] == V).sum(axis=1) == 1).all() and (ys[2] != V).all()
+    # the token unmasked first is the more confident of the two draws; the pair follows q
+    # better than the independent one-step draw
+    assert (
+        _total_variation(sol.y, q)
+        < 0.5 * np.abs(np.outer(q.sum(1), q.sum(0)) - np.asarray(q)).sum()
+    )
+    with pytest.raises(ValueError, match="confident"):
+        solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, jump="confident")

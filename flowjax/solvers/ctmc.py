@@ -22,13 +22,13 @@ from flowjax.paths.mixture import MixturePath
 from flowjax.solvers.fixed import exact_stats, time_grid
 from flowjax.solvers.ode import Solution
 
-JUMPS = ("euler", "path")
+JUMPS = ("euler", "path", "confident")
 
 
 def _jump_probability(path: MixturePath, jump: str, t: Array, t_next: Array) -> Array:
     """The probability `[B]` that a token is redrawn on the step from `t` to `t_next` (`[B]`)."""
     kappa, kappa_next = path.kappa(t), path.kappa(t_next)
-    if jump == "path":  # the path's own: P(x1 reached in (t, t_next] | not before)
+    if jump in ("path", "confident"):  # the path's own: P(x1 reached in (t, t_next] | not before)
         return jnp.where(t_next >= 1.0, 1.0, (kappa_next - kappa) / (1.0 - kappa))
     rate = jnp.where(t_next >= 1.0, jnp.inf, path.jump_coefficient(t))
     return -jnp.expm1(-(t_next - t) * rate)  # 1 - exp(-h lambda_t), accurate for small h
@@ -45,6 +45,20 @@ def _redraw(key: Array, x: Array, probs: Array, probability: Array) -> Array:
     redraw = jax.random.uniform(k_event, x.shape) < _per_token(probability, x)
     draw = jax.random.categorical(k_draw, jnp.log(probs))
     return jnp.where(redraw, draw, x).astype(x.dtype)
+
+
+def _unmask_confident(key: Array, x: Array, probs: Array, fraction: Array, mask: int) -> Array:
+    """Unmask, in each sequence, the `round(fraction * masked)` masked tokens whose draw from
+    `probs` is the most probable (MaskGIT's order); other tokens stay as they are."""
+    draw = jax.random.categorical(key, jnp.log(probs)).astype(x.dtype)
+    b = x.shape[0]
+    is_mask = (x == mask).reshape(b, -1)
+    confidence = jnp.take_along_axis(probs, draw[..., None], -1)[..., 0].reshape(b, -1)
+    confidence = jnp.where(is_mask, confidence, -1.0)
+    count = jnp.round(fraction * is_mask.sum(-1)).astype(jnp.int32)
+    rank = jnp.argsort(jnp.argsort(-confidence, axis=-1), axis=-1)
+    unmask = (rank < count[:, None]) & is_mask
+    return jnp.where(unmask.reshape(x.shape), draw, x)
 
 
 def _move(key: Array, x: Array, forward: Array, back: Array, mask: int) -> Array:
@@ -89,7 +103,10 @@ def ctmc_euler(
         frozen at the step's start (Gat et al.'s Euler step); "path", the mixture path's exact
         `(kappa_{t+h} - kappa_t) / (1 - kappa_t)`, which removes the error of freezing a rate
         that diverges at t = 1 (on one token with the exact posterior it is exact at any step
-        count; Euler's error there decays slower than 1 / num_steps).
+        count; Euler's error there decays slower than 1 / num_steps); "confident", for a
+        mask source (`mask=`): unmask the expected number of tokens of each sequence, `round(
+        (kappa_{t+h} - kappa_t) / (1 - kappa_t) * masked)`, choosing those whose draw is the
+        most probable (MaskGIT's order; deterministic given the draws).
       rate_guidance: classifier-free guidance scale w in *rate* space: the step follows
         `(1 - w) u(. | null) + w u(. | y)` (labels `cond["y"]`, the null class
         `guidance.NULL_LABEL`; one doubled network call per step); for the mixture path that
@@ -112,6 +129,8 @@ def ctmc_euler(
     beta = corrector if callable(corrector) else lambda t: jnp.full_like(t, corrector)
     if not callable(corrector):
         check_domain("corrector", corrector, 0.0)
+    if jump == "confident" and (mask is None or rate_guidance is not None or corrector != 0):
+        raise ValueError('jump="confident" unmasks: it needs mask= and no rate guidance/corrector')
     if (callable(corrector) or corrector > 0) and mask is None:
         raise ValueError("the corrector remasks tokens: pass mask= (the MaskToken's mask)")
     if rate_guidance is not None and "y" not in (cond or {}):
@@ -146,7 +165,9 @@ def ctmc_euler(
         k, t, t_next = inputs[0], batch_time(inputs[1], x), batch_time(inputs[2], x)
         probs = posterior(x, t)
         probability = _jump_probability(path, jump, t, t_next)
-        if plain:
+        if plain and jump == "confident":
+            x_next = _unmask_confident(k, x, probs, probability, masked)
+        elif plain:
             x_next = _redraw(k, x, probs, probability)
         else:
             # the step's integrated forward rate (-log(1 - probability) = h lambda for Euler)
