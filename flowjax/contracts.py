@@ -64,6 +64,8 @@ class DataSpec:
     num_classes: batches carry labels `y: [B]` in `[0, num_classes)` when set.
     bits: raw data is quantized to `bits` bits (8-bit images; bits/dim applies), or None.
     vocab_size: tokens take values in `[0, vocab_size)`, or None.
+    vocabulary: the text of each token (character-level text: token i is `vocabulary[i]`),
+      for writing samples as text; None for other data.
     """
 
     event_shape: tuple[int, ...]
@@ -71,6 +73,7 @@ class DataSpec:
     num_classes: int | None = None
     bits: int | None = None
     vocab_size: int | None = None
+    vocabulary: str | None = None
 
     @property
     def is_float(self) -> bool:

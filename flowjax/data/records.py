@@ -129,21 +129,28 @@ def image_folder(path: str | Path, split: str = "train", cache: bool = False) ->
     return images.decoded() if cache else images
 
 
+TEXT_SPLITS = {"all": (0.0, 1.0), "train": (0.0, 0.9), "test": (0.9, 1.0)}
+
+
 class TextWindows:
     """Characters of a text file as integer tokens, in windows of `length` (stride `length`).
 
-    `vocabulary` is the sorted set of characters; token = its index.
+    `vocabulary` is the sorted set of the whole file's characters; token = its index. `split`:
+    "all" the windows, "train" the first 90% of the file, "test" the last 10%.
     """
 
-    def __init__(self, path: str | Path, length: int) -> None:
+    def __init__(self, path: str | Path, length: int, split: str = "all") -> None:
+        if split not in TEXT_SPLITS:
+            raise ValueError(f"text split must be one of {sorted(TEXT_SPLITS)}, got {split!r}")
         text = Path(path).read_text()
         self.vocabulary = "".join(sorted(set(text)))
         lookup = {c: i for i, c in enumerate(self.vocabulary)}
-        self.tokens = np.array([lookup[c] for c in text], np.int32)
+        lo, hi = (round(f * len(text)) for f in TEXT_SPLITS[split])
+        self.tokens = np.array([lookup[c] for c in text[lo:hi]], np.int32)
         self.length = length
         if len(self.tokens) < length:
             raise ValueError(
-                f"{path} has {len(self.tokens)} characters, fewer than length {length}"
+                f"{path} ({split}) has {len(self.tokens)} characters, fewer than length {length}"
             )
 
     def __len__(self) -> int:

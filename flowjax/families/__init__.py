@@ -8,8 +8,9 @@ in `FAMILIES`; a family outside this package is named by its import path, `"pack
 import importlib
 
 from flowjax.families.cfm import CFM, CFMConfig
+from flowjax.families.dfm import DFM, DFMConfig
 
-FAMILIES: dict[str, type] = {"cfm": CFM}
+FAMILIES: dict[str, type] = {"cfm": CFM, "dfm": DFM}
 
 
 def get(name: str) -> type:
@@ -27,4 +28,4 @@ def get(name: str) -> type:
     )
 
 
-__all__ = ["CFM", "FAMILIES", "CFMConfig", "get"]
+__all__ = ["CFM", "DFM", "FAMILIES", "CFMConfig", "DFMConfig", "get"]

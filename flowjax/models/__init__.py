@@ -10,9 +10,15 @@ from flowjax.models.dit import DIT_SIZES, DiT
 from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding, sinusoidal_embedding
 from flowjax.models.functional import Functional, functional, parameter_count
 from flowjax.models.mlp import ACTIVATIONS, MLP, TIME_EMBEDDINGS
+from flowjax.models.tokens import TokenMLP
 from flowjax.models.unet import UNET_PRESETS, UNet
 
-MODELS: dict[str, type[MLP | UNet | DiT]] = {"mlp": MLP, "unet": UNet, "dit": DiT}
+MODELS: dict[str, type[MLP | UNet | DiT | TokenMLP]] = {
+    "mlp": MLP,
+    "unet": UNet,
+    "dit": DiT,
+    "token_mlp": TokenMLP,
+}
 
 __all__ = [
     "ACTIVATIONS",
@@ -25,6 +31,7 @@ __all__ = [
     "Functional",
     "LabelEmbedding",
     "TimeEmbedding",
+    "TokenMLP",
     "UNet",
     "functional",
     "parameter_count",

@@ -3,7 +3,7 @@ the mixture paths of discrete flow matching."""
 
 from flowjax.contracts import PathSample
 from flowjax.paths.affine import PARAMETERIZATIONS, AffinePath, as_velocity
-from flowjax.paths.mixture import MixturePath
+from flowjax.paths.mixture import MixturePath, carry_unmasked
 from flowjax.paths.noisy import NOISES, BrownianBridge, Constant, NoisyPath
 from flowjax.paths.schedule_change import change_scheduler
 from flowjax.paths.schedulers import (
@@ -37,5 +37,6 @@ __all__ = [
     "Polynomial",
     "Scheduler",
     "as_velocity",
+    "carry_unmasked",
     "change_scheduler",
 ]

@@ -9,6 +9,9 @@ never predicts it). kappa_t is a scheduler's alpha_t: `CondOT()` gives kappa_t =
 works, its derivative by `jax.jvp`.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -61,3 +64,17 @@ class MixturePath:
         """The inverse of `rate`: `p_{1|t} = delta_{x_t} + u_t (1 - kappa) / kappa'` (t < 1)."""
         jump = expand_time(self.jump_coefficient(batch_time(t, x_t)), rate)
         return _one_hot(x_t, rate.shape[-1]) + rate / jump
+
+
+def carry_unmasked(field: Callable[..., Array], mask: int) -> Callable[..., Array]:
+    """The posterior field of a mask source with its known part imposed: a token that is not
+    the mask is x1's (on the mixture path from masks it can only have jumped there), so its
+    posterior is the point mass there (logits 0 at it, -inf elsewhere); the network predicts
+    the masked tokens only (MDLM's "carry-over" parameterization)."""
+
+    def carried(params: Any, x_t: Array, t: Array, **cond: Any) -> Array:
+        logits = field(params, x_t, t, **cond)
+        known = jnp.where(_one_hot(x_t, logits.shape[-1]) > 0, 0.0, -jnp.inf)
+        return jnp.where((x_t == mask)[..., None], logits, known.astype(logits.dtype))
+
+    return carried

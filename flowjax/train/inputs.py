@@ -17,7 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from flowjax.contracts import DataSpec
 from flowjax.data import records
 from flowjax.data.generated import GeneratedBatches
-from flowjax.data.pipeline import GrainBatches, ImageToFloat
+from flowjax.data.pipeline import GrainBatches, ImageToFloat, Tokens
 from flowjax.data.toy2d import sample_toy
 from flowjax.train.config import ConfigError, TrainConfig
 from flowjax.train.sharding import batch_sharding
@@ -26,7 +26,7 @@ HELD_OUT_IMAGES = 64  # test images for bits/dim
 HELD_OUT_POINTS = 2048  # fresh toy points (at most log.num_samples) for NLL and W2
 
 # data.kind -> the record source of an image dataset split (`{"image": uint8, "label": int}`);
-# "toy2d" is generated on the devices and "text" waits for a token family.
+# "toy2d" is generated on the devices; "text" is a file of characters (`text_source`).
 DATA_KINDS = {
     "toy2d": None,
     "text": None,
@@ -53,6 +53,11 @@ def abstract_spec(config: TrainConfig, shape: tuple[int, ...] | None = None) -> 
         return DataSpec(tuple(shape), num_classes=labels)
     if data.kind == "toy2d":
         return DataSpec((2,))
+    if data.kind == "text":
+        vocabulary = text_source(config).vocabulary
+        return DataSpec(
+            (data.sequence_length,), "int32", vocab_size=len(vocabulary), vocabulary=vocabulary
+        )
     image = IMAGE_SHAPES.get(data.name if data.kind == "tfds" else data.kind)
     if image is None:
         raise ConfigError(
@@ -68,6 +73,17 @@ def image_source(config: TrainConfig, split: str | None = None) -> Any:
         return DATA_KINDS[data.kind](data)
     except ValueError as error:
         raise ConfigError(f"config.data ({data.kind}, split {data.split!r}): {error}") from None
+
+
+def text_source(config: TrainConfig, split: str = "train") -> records.TextWindows:
+    """The character windows of the text file `data.path` (`split`: "train" or "test")."""
+    data = config.data
+    try:
+        return records.TextWindows(data.path, data.sequence_length, split)
+    except ValueError as error:
+        raise ConfigError(f"config.data (text): {error}") from None
+    except OSError as error:
+        raise ConfigError(f"config.data.path = {data.path!r}: {error.strerror}") from None
 
 
 def _num_classes(config: TrainConfig) -> int | None:
@@ -86,10 +102,25 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
         )
         return batches, DataSpec(batches.event_shape)
     if data.kind == "text":
-        raise ConfigError(
-            "config.data.kind = 'text' feeds discrete flow models, which this version does not "
-            "have yet (flowjax.data.records.TextWindows with pipeline.Tokens batches the file)"
+        if labels is not None:
+            raise ConfigError("config.model.num_classes is set but text data has no labels")
+        text = text_source(config)
+        batches = GrainBatches(
+            text,
+            batch_size=data.batch_size,
+            seed=data.seed,
+            sharding={"x1": batch_sharding(mesh, 2)},
+            transform=Tokens(),
+            workers=data.workers,
+            prefetch=data.prefetch,
         )
+        spec = DataSpec(
+            batches.event_shape,
+            "int32",
+            vocab_size=len(text.vocabulary),
+            vocabulary=text.vocabulary,
+        )
+        return batches, spec
     source = image_source(config)
     if labels is not None and "label" not in source[0]:
         raise ConfigError(f"config.model.num_classes is set but {data.kind} records have no label")
@@ -124,6 +155,10 @@ def held_out(config: TrainConfig, spec: DataSpec) -> dict[str, np.ndarray]:
     if data.kind == "toy2d":
         n = min(config.log.num_samples, HELD_OUT_POINTS)
         return {"x1": np.asarray(sample_toy(data.distribution, jax.random.key(-1), n))}
+    if data.kind == "text":
+        test = text_source(config, "test")
+        n = min(config.log.num_samples, len(test))
+        return {"x1": np.stack([test[i]["tokens"] for i in range(n)])}
     source = image_source(config, data.split if data.kind == "tfds" else "test")
     images = [source[i]["image"] for i in range(min(HELD_OUT_IMAGES, len(source)))]
     out = {"x1": np.stack([np.asarray(image) for image in images])}
