@@ -10,7 +10,7 @@ The null class is the label `NULL_LABEL` (-1): our models (`flowjax.models`) rea
 `y=None`, as the extra row `num_classes` of their label table (a label equal to `num_classes`
 selects that row too), so that dropping and guiding need not know the number of classes."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -30,6 +30,17 @@ def drop_labels(
         raise ValueError(f"label dropout p must be in [0, 1], got {p}")
     shape = () if whole_batch else y.shape
     return jnp.where(jax.random.bernoulli(key, p, shape), null_label, y)
+
+
+def training_conditioning(
+    key: Array, batch: Mapping[str, Array], p: float, *, whole_batch: bool = False
+) -> dict[str, Array]:
+    """The conditioning of a training batch (all of it but "x1"), its labels "y" dropped to
+    the null class with probability `p` (`drop_labels`; nothing drawn when `p` is 0)."""
+    cond = {k: v for k, v in batch.items() if k != "x1"}
+    if p and "y" in cond:
+        cond["y"] = drop_labels(jax.random.fold_in(key, 7), cond["y"], p, whole_batch=whole_batch)
+    return cond
 
 
 def guided(

@@ -125,13 +125,18 @@ def _plain(hint) -> bool:
 
 
 def test_registry_presets_and_parseable_constructors():
-    assert {"mlp": models.MLP, "unet": models.UNet, "dit": models.DiT} == models.MODELS
+    assert {
+        "mlp": models.MLP,
+        "unet": models.UNet,
+        "dit": models.DiT,
+        "token_mlp": models.TokenMLP,
+    } == models.MODELS
     for cls in models.MODELS.values():
         signature = inspect.signature(cls.__init__)
         hints = typing.get_type_hints(cls.__init__)
         first = list(signature.parameters.values())[1]
         assert first.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD  # the event shape
-        assert first.name in ("dim", "image_shape")
+        assert first.name in ("dim", "image_shape", "event_shape")
         keyword = [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
         for name in set(keyword) - {"rngs", "dtype", "param_dtype"}:
             assert _plain(hints[name]), (cls.__name__, name, hints[name])
@@ -146,3 +151,17 @@ def test_registry_presets_and_parseable_constructors():
     assert dit["S/4"] == {"size": "S", "patch": 4} and set(dit["B/8"]) == {"size", "patch"}
     s4 = nnx.eval_shape(lambda: models.DiT((32, 32, 4), **dit["S/4"], rngs=nnx.Rngs(0)))
     assert s4.patch == 4 and len(s4.blocks) == 12 and s4.width == 384
+
+
+def test_token_mlp_maps_tokens_and_the_mask_to_logits():
+    net = models.TokenMLP((3, 2), vocab_size=5, width=16, depth=2, num_classes=2, rngs=nnx.Rngs(0))
+    v, params = models.functional(net)
+    x = jnp.array([[[0, 5], [4, 1], [5, 5]]] * 4)  # 5 is the mask token
+    logits = v(params, x, jnp.linspace(0, 1, 4), y=jnp.array([0, 1, -1, 1]))
+    assert logits.shape == (4, 3, 2, 5) and bool(jnp.isfinite(logits).all())
+    other = v(params, x.at[:, 0, 0].set(3), jnp.linspace(0, 1, 4), y=jnp.array([0, 1, -1, 1]))
+    assert not np.allclose(logits, other)  # every token is seen
+    with pytest.raises(ValueError, match="integer tokens"):
+        v(params, x.astype(jnp.float32), 0.5)
+    with pytest.raises(ValueError, match="positive"):
+        models.TokenMLP((3,), vocab_size=0, rngs=nnx.Rngs(0))

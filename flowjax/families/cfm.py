@@ -20,7 +20,6 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
@@ -186,14 +185,12 @@ class CFM:
         context: TrainContext | None = None,
     ) -> tuple[Array, dict[str, Array]]:
         del context
-        cond = {k: v for k, v in batch.items() if k != "x1"}
-        if self.config.label_dropout and "y" in cond:
-            cond["y"] = guidance.drop_labels(
-                jax.random.fold_in(key, 7),
-                cond["y"],
-                self.config.label_dropout,
-                whole_batch=self.config.label_dropout_mode == "batch",
-            )
+        cond = guidance.training_conditioning(
+            key,
+            batch,
+            self.config.label_dropout,
+            whole_batch=self.config.label_dropout_mode == "batch",
+        )
         return losses.cfm_loss(
             field,
             params,

@@ -123,11 +123,7 @@ class DFM:
         context: TrainContext | None = None,
     ) -> tuple[Array, dict[str, Array]]:
         del context
-        cond = {k: v for k, v in batch.items() if k != "x1"}
-        if self.config.label_dropout and "y" in cond:
-            cond["y"] = guidance.drop_labels(
-                jax.random.fold_in(key, 7), cond["y"], self.config.label_dropout
-            )
+        cond = guidance.training_conditioning(key, batch, self.config.label_dropout)
         return losses.dfm_loss(
             self.posterior(field),
             params,
