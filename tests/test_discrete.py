@@ -421,3 +421,30 @@ def test_confident_unmasking_follows_the_schedule_and_the_law():
     )
     with pytest.raises(ValueError, match="confident"):
         solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, jump="confident")
+
+
+def test_metric_path_rate_solves_the_kolmogorov_equation():
+    """d/dt p_t(x | x1) = sum_z u_t(x | z, x1) p_t(z | x1): the conditional rate generates the
+    path (finite differences in t), with a distance between random token positions."""
+    points = jax.random.normal(jax.random.key(18), (V, 2))
+    distance = jnp.linalg.norm(points[:, None] - points[None], axis=-1)
+    path = paths.MetricPath(distance, c=2.0, a=1.5)
+    x1 = jnp.arange(V)[:, None]  # each target token, one position
+    for t in (0.2, 0.5, 0.8):
+        p = path.probabilities(x1, t)[:, 0]  # [x1, x]
+        h = 1e-3
+        dp = (path.probabilities(x1, t + h) - path.probabilities(x1, t - h))[:, 0] / (2 * h)
+        # u[x1, z, x] = u_t(x | z, x1)
+        rates = jnp.stack(
+            [path.conditional_rate(jnp.full((V, 1), z), x1, t)[:, 0] for z in range(V)], axis=1
+        )
+        flow = jnp.einsum("bz,bzx->bx", p, rates)
+        np.testing.assert_allclose(flow, dp, atol=2e-3)
+        np.testing.assert_allclose(np.asarray(rates).sum(-1), 0.0, atol=1e-4)
+    # the ends: uniform at t = 0, x1 at t -> 1; samples follow p_t
+    np.testing.assert_allclose(path.probabilities(x1, 0.0)[:, 0], 1.0 / V, atol=1e-6)
+    assert (np.asarray(path.probabilities(x1, 0.999)[:, 0]).argmax(-1) == np.arange(V)).all()
+    x1 = jnp.full((50000, 1), 2)
+    x_t = path.sample(x1, x1, 0.4, key=jax.random.key(19)).x_t
+    freq = np.bincount(np.asarray(x_t[:, 0]), minlength=V) / len(x1)
+    np.testing.assert_allclose(freq, path.probabilities(x1[:1], 0.4)[0, 0], atol=0.01)

@@ -3,7 +3,7 @@ the mixture paths of discrete flow matching."""
 
 from flowjax.contracts import PathSample
 from flowjax.paths.affine import PARAMETERIZATIONS, AffinePath, as_velocity
-from flowjax.paths.mixture import MixturePath, carry_unmasked
+from flowjax.paths.mixture import MetricPath, MixturePath, carry_unmasked
 from flowjax.paths.noisy import NOISES, BrownianBridge, Constant, NoisyPath
 from flowjax.paths.schedule_change import change_scheduler
 from flowjax.paths.schedulers import (
@@ -31,6 +31,7 @@ __all__ = [
     "Constant",
     "Cosine",
     "LinearVP",
+    "MetricPath",
     "MixturePath",
     "NoisyPath",
     "PathSample",

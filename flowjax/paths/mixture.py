@@ -78,3 +78,57 @@ def carry_unmasked(field: Callable[..., Array], mask: int) -> Callable[..., Arra
         return jnp.where((x_t == mask)[..., None], logits, known.astype(logits.dtype))
 
     return carried
+
+
+@pytree_dataclass
+class MetricPath:
+    """The metric-induced path of Shaul et al. 2024 ("Flow Matching with General Discrete
+    Paths: A Kinetic-Optimal Perspective", sec. 5), token by token:
+
+        p_t(x | x1) = softmax_x(-beta_t d(x, x1)),
+
+    over a vocabulary of V tokens with a premetric `distance [V, V]` (`d(x, x) = 0`, e.g. the
+    distance between token embeddings or positions), `beta_t = c (t / (1 - t))^a` from 0
+    (uniform source) to inf (x1). Its kinetic-optimal conditional rate is
+
+        u_t(x | z, x1) = p_t(x | x1) beta'_t [d(z, x1) - d(x, x1)]_+    (x != z),
+
+    which moves mass only toward tokens closer to x1.
+    """
+
+    distance: Array
+    c: float = 1.0
+    a: float = 1.0
+
+    def beta(self, t: Array) -> Array:
+        t = jnp.asarray(t, jnp.float32)
+        return self.c * (t / (1.0 - t)) ** self.a
+
+    def d_beta(self, t: Array) -> Array:
+        t = jnp.asarray(t, jnp.float32)
+        return jax.jvp(self.beta, (t,), (jnp.ones_like(t),))[1]
+
+    def probabilities(self, x1: Array, t: Array) -> Array:
+        """`p_t(. | x1)` `[B, *event, V]` for tokens `x1 [B, *event]`."""
+        beta = expand_time(self.beta(batch_time(t, x1)), x1)[..., None]
+        return jax.nn.softmax(-beta * self.distance[x1], axis=-1)
+
+    def sample(self, x0: Array, x1: Array, t: Array, key: Array | None = None) -> PathSample:
+        """`x_t ~ p_t(. | x1)` per token (the source x0 is the uniform law at t = 0 and is not
+        needed); no velocity."""
+        if key is None:
+            raise ValueError("MetricPath.sample needs a key: the path is random given x1")
+        check_same_shape(x0, x1, "x0,x1")
+        logits = jnp.log(self.probabilities(x1, t))
+        return PathSample(jax.random.categorical(key, logits).astype(x1.dtype), None)
+
+    def conditional_rate(self, x_t: Array, x1: Array, t: Array) -> Array:
+        """`u_t(. | x_t, x1)` `[B, *event, V]`: off x_t the kinetic-optimal rate; at x_t minus
+        the sum of the others (each token's rates sum to zero)."""
+        d = self.distance
+        gain = jnp.maximum(d[x_t, x1][..., None] - d[x1], 0.0)
+        d_beta = expand_time(self.d_beta(batch_time(t, x1)), x1)[..., None]
+        off = self.probabilities(x1, t) * d_beta * gain
+        here = _one_hot(x_t, d.shape[0])
+        off = jnp.where(here > 0, 0.0, off)
+        return off - here * off.sum(-1, keepdims=True)
