@@ -448,3 +448,22 @@ def test_metric_path_rate_solves_the_kolmogorov_equation():
     x_t = path.sample(x1, x1, 0.4, key=jax.random.key(19)).x_t
     freq = np.bincount(np.asarray(x_t[:, 0]), minlength=V) / len(x1)
     np.testing.assert_allclose(freq, path.probabilities(x1[:1], 0.4)[0, 0], atol=0.01)
+
+
+def test_ctmc_euler_samples_a_metric_path_with_the_exact_posterior():
+    points = jnp.linspace(0.0, 3.0, V)[:, None]
+    distance = jnp.abs(points - points.T)
+    path = paths.MetricPath(distance, c=3.0, a=1.0)
+    q = jnp.array([0.5, 0.05, 0.05, 0.1, 0.3])
+
+    def field(params, x_t, t):  # p(x1 | x_t) of one token: q(x1) p_t(x_t | x1)
+        like = path.probabilities(jnp.broadcast_to(jnp.arange(V), (x_t.shape[0], V)), t)
+        return jnp.log(q) + jnp.log(jnp.take_along_axis(like, x_t[:, :, None], -1)[..., 0])[:, None]
+
+    x0 = sources.UniformTokens(V).sample(jax.random.key(20), (40000, 1))
+    ts = jnp.linspace(0.0, 0.995, 200).at[-1].set(1.0)
+    sol = solvers.ctmc_euler(field, None, jax.random.key(21), x0, path=path, ts=ts)
+    freq = np.bincount(np.asarray(sol.y[:, 0]), minlength=V) / len(x0)
+    np.testing.assert_allclose(freq, q, atol=0.015)
+    with pytest.raises(ValueError, match="MetricPath"):
+        solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, jump="path")

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from flowjax._utils import Array, check_choice, check_cond, check_same_shape, expand_time
 from flowjax.contracts import Source
-from flowjax.paths.mixture import MixturePath
+from flowjax.paths.mixture import MetricPath, MixturePath
 from flowjax.time_samplers import Uniform
 
 DISCRETE_LOSSES = ("cross_entropy", "generalized_kl")
@@ -62,7 +62,7 @@ def _posterior_at_path_sample(
     key: Array,
     x1: Array,
     t: Array,
-    path: MixturePath,
+    path: MixturePath | MetricPath,
     source: Source,
     cond: Mapping[str, Any] | None,
 ) -> tuple[Array, Array]:
@@ -81,7 +81,7 @@ def dfm_loss(
     key: Array,
     x1: Array,
     *,
-    path: MixturePath,
+    path: MixturePath | MetricPath,
     source: Source,
     loss: str = "cross_entropy",
     cond: Mapping[str, Any] | None = None,
@@ -92,7 +92,8 @@ def dfm_loss(
     Args:
       field: the posterior field `field(params, x_t, t, **cond) -> logits [B, *event, V]`.
       x1: data tokens `[B, *event]`.
-      path: a `MixturePath`; source: the x0 distribution (`MaskToken`, `UniformTokens`, ...).
+      path: a `MixturePath` (or a `MetricPath`, with the cross-entropy); source: the x0
+        distribution (`MaskToken`, `UniformTokens`, ...).
       loss: "cross_entropy" (`-log p_{1|t}(x1 | x_t)`, every token) or "generalized_kl" (the
         mixture path's, which weighs tokens by the jump rate and is the ELBO's integrand).
 
@@ -101,6 +102,8 @@ def dfm_loss(
       of the posterior equals x1) over every token.
     """
     check_choice(loss, DISCRETE_LOSSES, "loss")
+    if loss == "generalized_kl" and not isinstance(path, MixturePath):
+        raise ValueError("loss 'generalized_kl' is the mixture path's: use a MixturePath")
     check_cond(cond, x1)
     k_time, k_path = jax.random.split(key)
     t = (time_sampler or Uniform())(k_time, x1.shape[:1])

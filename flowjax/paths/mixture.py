@@ -132,3 +132,13 @@ class MetricPath:
         here = _one_hot(x_t, d.shape[0])
         off = jnp.where(here > 0, 0.0, off)
         return off - here * off.sum(-1, keepdims=True)
+
+    def rate(self, posterior: Array, x_t: Array, t: Array) -> Array:
+        """The marginal rate `u_t(x | x_t) = sum_{x1} p_{1|t}(x1 | x_t) u_t(x | x_t, x1)` from
+        the posterior `[B, *event, V]` (V x V work per token)."""
+        v = self.distance.shape[0]
+        every = jnp.broadcast_to(jnp.arange(v), (*x_t.shape, v))  # each candidate x1
+        rates = jax.vmap(self.conditional_rate, in_axes=(None, -1, None), out_axes=-2)(
+            x_t, every, t
+        )  # [B, *event, x1, x]
+        return jnp.einsum("...a,...ax->...x", posterior, rates)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from flowjax._utils import Array, batch_time, call_field, check_choice, check_domain
 from flowjax.guidance import NULL_LABEL, both_halves
-from flowjax.paths.mixture import MixturePath
+from flowjax.paths.mixture import MetricPath, MixturePath
 from flowjax.solvers.fixed import exact_stats, time_grid
 from flowjax.solvers.ode import Solution
 
@@ -80,7 +80,7 @@ def ctmc_euler(
     key: Array,
     x0: Array,
     *,
-    path: MixturePath,
+    path: MixturePath | MetricPath,
     num_steps: int = 100,
     ts: Array | None = None,
     temperature: float = 1.0,
@@ -95,7 +95,9 @@ def ctmc_euler(
 
     Args:
       field: posterior field `field(params, x_t, t [B], **cond) -> logits [B, *event, V]`.
-      path: the `MixturePath` the field was trained on.
+      path: the `MixturePath` the field was trained on, or a `MetricPath` (then the step
+        follows the path's marginal rate `path.rate`, `jump` is "euler" and the other
+        options keep their defaults).
       num_steps: uniform steps on [0, 1] (a Python int); ignored when `ts` is given.
       ts: an increasing time grid `[T]` in [0, 1] (non-uniform allowed), `T - 1` steps.
       temperature: the posterior's logits are divided by it (1: the model; < 1: sharper).
@@ -136,6 +138,9 @@ def ctmc_euler(
     if rate_guidance is not None and "y" not in (cond or {}):
         raise ValueError('rate_guidance needs the labels as cond["y"]')
     plain = rate_guidance is None and not callable(corrector) and corrector == 0
+    general = isinstance(path, MetricPath)
+    if general and not (plain and jump == "euler"):
+        raise ValueError("a MetricPath is sampled by its rate: jump='euler', no guidance/corrector")
     masked = -1 if mask is None else mask  # -1: no token is a mask (no remasking)
     x0 = jnp.asarray(x0)
     if x0.ndim < 2 or not jnp.issubdtype(x0.dtype, jnp.integer):
@@ -164,6 +169,12 @@ def ctmc_euler(
     def step(x: Array, inputs: tuple[Array, Array, Array]) -> tuple[Array, Array | None]:
         k, t, t_next = inputs[0], batch_time(inputs[1], x), batch_time(inputs[2], x)
         probs = posterior(x, t)
+        if general:
+            forward = _per_token(t_next - t, x)[..., None] * path.rate(probs, x, t)
+            moved = _move(k, x, jnp.maximum(forward, 0.0), jnp.zeros(x.shape), -1)
+            final = _redraw(k, x, probs, jnp.ones_like(t))
+            x_next = jnp.where(inputs[2] >= 1.0, final, moved)
+            return x_next, x_next if save_trajectory else None
         probability = _jump_probability(path, jump, t, t_next)
         if plain and jump == "confident":
             x_next = _unmask_confident(k, x, probs, probability, masked)
