@@ -39,6 +39,17 @@ def test_readme_core_in_one_screen_runs():
     assert int(namespace["sol"].stats.nfe_batch) > 0
 
 
+def test_readme_discrete_block_runs():
+    text = README.read_text()
+    section = text[text.index("## Discrete flow matching") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    sol = namespace["sol"]
+    assert sol.y.shape == (8, 16) and int(sol.y.max()) < 27 and int(sol.stats.nfe_batch) == 32
+    assert bool(jnp.isfinite(namespace["loss"])) and float(namespace["bits"]) > 0
+
+
 INTEL_AVX512 = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
 AMD_AVX512 = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
 INTEL_AVX2 = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 fma\n"
