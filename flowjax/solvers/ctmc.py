@@ -169,27 +169,31 @@ def ctmc_euler(
     def step(x: Array, inputs: tuple[Array, Array, Array]) -> tuple[Array, Array | None]:
         k, t, t_next = inputs[0], batch_time(inputs[1], x), batch_time(inputs[2], x)
         probs = posterior(x, t)
-        if general:
-            forward = _per_token(t_next - t, x)[..., None] * path.rate(probs, x, t)
-            moved = _move(k, x, jnp.maximum(forward, 0.0), jnp.zeros(x.shape), -1)
-            final = _redraw(k, x, probs, jnp.ones_like(t))
-            x_next = jnp.where(inputs[2] >= 1.0, final, moved)
+        if plain and not general:
+            probability = _jump_probability(path, jump, t, t_next)
+            if jump == "confident":
+                x_next = _unmask_confident(k, x, probs, probability, masked)
+            else:
+                x_next = _redraw(k, x, probs, probability)
             return x_next, x_next if save_trajectory else None
-        probability = _jump_probability(path, jump, t, t_next)
-        if plain and jump == "confident":
-            x_next = _unmask_confident(k, x, probs, probability, masked)
-        elif plain:
-            x_next = _redraw(k, x, probs, probability)
-        else:
+
+        def moved() -> Array:
+            if general:
+                rate = _per_token(t_next - t, x)[..., None] * path.rate(probs, x, t)
+                return _move(k, x, jnp.maximum(rate, 0.0), jnp.zeros(x.shape), masked)
             # the step's integrated forward rate (-log(1 - probability) = h lambda for Euler)
+            probability = _jump_probability(path, jump, t, t_next)
             scale = -jnp.log1p(-jnp.minimum(probability, 1.0 - 1e-7))
             b = beta(t)
             remask = b * (t_next - t) * path.d_kappa(t) / path.kappa(t)
             back = jnp.where(x == masked, 0.0, _per_token(remask, x))
             forward = _per_token((1.0 + b) * scale, x)[..., None]
-            moved = _move(k, x, forward * probs, back, masked)
-            final = _redraw(k, x, probs / probs.sum(-1, keepdims=True), jnp.ones_like(t))
-            x_next = jnp.where(inputs[2] >= 1.0, final, moved)
+            return _move(k, x, forward * probs, back, masked)
+
+        def final() -> Array:  # an infinite rate: every token redrawn from the posterior
+            return _redraw(k, x, probs / probs.sum(-1, keepdims=True), jnp.ones_like(t))
+
+        x_next = jax.lax.cond(inputs[2] >= 1.0, final, moved)
         return x_next, x_next if save_trajectory else None
 
     keys = jax.random.split(key, n)
