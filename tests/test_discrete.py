@@ -225,6 +225,12 @@ def _joint_posterior(q):
     return field
 
 
+def _joint_problem(seed):
+    """A random joint law `q [V, V]` of two tokens, its exact posterior field, the path."""
+    q = jax.random.dirichlet(jax.random.key(seed), jnp.full(V * V, 0.5)).reshape(V, V)
+    return q, _joint_posterior(q), paths.MixturePath(paths.CondOT())
+
+
 def _total_variation(samples, q):
     counts = np.zeros((V, V))
     np.add.at(counts, (np.asarray(samples[:, 0]), np.asarray(samples[:, 1])), 1)
@@ -232,9 +238,7 @@ def _total_variation(samples, q):
 
 
 def test_ctmc_euler_samples_the_data_law_with_the_exact_posterior():
-    q = jax.random.dirichlet(jax.random.key(7), jnp.full(V * V, 0.5)).reshape(V, V)
-    field = _joint_posterior(q)
-    path = paths.MixturePath(paths.CondOT())
+    q, field, path = _joint_problem(7)
     x0 = MASK.sample(None, (40000, 2))
     run = jax.jit(
         lambda key, n: solvers.ctmc_euler(field, None, key, x0, path=path, num_steps=n),
@@ -358,9 +362,7 @@ def test_rate_space_guidance_mixes_probabilities_and_clips():
 
 
 def test_the_corrector_remasks_and_keeps_the_law():
-    q = jax.random.dirichlet(jax.random.key(14), jnp.full(V * V, 0.5)).reshape(V, V)
-    field = _joint_posterior(q)
-    path = paths.MixturePath(paths.CondOT())
+    q, field, path = _joint_problem(14)
     x0 = MASK.sample(None, (40000, 2))
     sol = solvers.ctmc_euler(
         field,
@@ -395,9 +397,7 @@ def test_the_corrector_remasks_and_keeps_the_law():
 
 
 def test_confident_unmasking_follows_the_schedule_and_the_law():
-    q = jax.random.dirichlet(jax.random.key(16), jnp.full(V * V, 0.5)).reshape(V, V)
-    field = _joint_posterior(q)
-    path = paths.MixturePath(paths.CondOT())
+    q, field, path = _joint_problem(16)
     x0 = MASK.sample(None, (20000, 2))
     sol = solvers.ctmc_euler(
         field,

@@ -27,12 +27,18 @@ def test_the_core_imports_without_flax():
     assert out.stdout.strip() == "True"
 
 
-def test_readme_core_in_one_screen_runs():
+def _run_readme_block(heading: str) -> dict:
+    """The namespace after running the first Python block under `heading` of the README."""
     text = README.read_text()
-    section = text[text.index("## The core in one screen") :]
+    section = text[text.index(heading) :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_readme_core_in_one_screen_runs():
+    namespace = _run_readme_block("## The core in one screen")
     x1 = namespace["x1"]
     assert namespace["x_t"].shape == x1.shape == namespace["sol"].y.shape
     assert bool(jnp.isfinite(namespace["loss"])) and namespace["logp"].shape == x1.shape[:1]
@@ -40,11 +46,7 @@ def test_readme_core_in_one_screen_runs():
 
 
 def test_readme_discrete_block_runs():
-    text = README.read_text()
-    section = text[text.index("## Discrete flow matching") :]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    namespace = _run_readme_block("## Discrete flow matching")
     sol = namespace["sol"]
     assert sol.y.shape == (8, 16) and int(sol.y.max()) < 27 and int(sol.stats.nfe_batch) == 32
     assert bool(jnp.isfinite(namespace["loss"])) and float(namespace["bits"]) > 0
