@@ -91,13 +91,16 @@ class DataSpec:
 class NetworkSpec:
     """What the family needs the network to compute: `x: [B, *input_shape]` of `input_dtype`
     at `times` times (`t: [B]`, or the pair `(r, t)` of two-time models) to `[B, *output_shape]`
-    float "vector"s (velocities, x1 or noise predictions) or "logits"."""
+    float "vector"s (velocities, x1 or noise predictions) or "logits". `causal`: the output at
+    each position (row-major over the event) may depend on the inputs at that position and
+    before it only (autoregressive models); the network must say it is (`causal = True`)."""
 
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     input_dtype: str = "float32"
     output: str = "vector"
     times: int = 1
+    causal: bool = False
 
 
 class TrainContext(NamedTuple):

@@ -5,6 +5,18 @@ from pathlib import Path
 import numpy as np
 
 
+def token_samples(samples: np.ndarray, vocabulary: str | None, path: Path, title: str) -> None:
+    """Token samples `[n, *event]`: with a `vocabulary` and sequences `[n, L]`, the decoded text,
+    one sample per line (newlines shown as U+21B5), at `path` with suffix .txt; two-token
+    samples `[n, 2]` as points on the vocabulary grid (PNG at `path`); others: nothing."""
+    if vocabulary is not None and samples.ndim == 2:
+        lines = ["".join(vocabulary[t] for t in row).replace("\n", "\u21b5") for row in samples]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".txt").write_text(f"# {title}\n" + "\n".join(lines) + "\n")
+    elif samples.shape[1:] == (2,):
+        samples_png(samples.astype(np.float32), path, title)
+
+
 def samples_png(samples: np.ndarray, path: Path, title: str) -> None:
     """A scatter plot for 2-D vectors, an image grid for `[N, H, W, C]` images in [-1, 1]."""
     if samples.ndim == 4:

@@ -36,6 +36,20 @@ def test_checkerboard_support_and_density():
     assert pytest.approx(math.log(32)) == data.CHECKERBOARD_ENTROPY
 
 
+def test_quantized_toy_batches_are_tokens_of_the_bins():
+    x = jnp.array([[-4.0, 3.999], [0.0, -0.001], [-9.0, 9.0]])
+    np.testing.assert_array_equal(data.quantize(x, 128), [[0, 127], [64, 63], [0, 127]])
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from flowjax.data.generated import GeneratedBatches
+
+    sharding = NamedSharding(Mesh(np.array(jax.devices()[:1]), ("data",)), PartitionSpec("data"))
+    points = next(GeneratedBatches("checkerboard", 512, 3, sharding))["x1"]
+    tokens = next(GeneratedBatches("checkerboard", 512, 3, sharding, bins=16))["x1"]
+    assert tokens.dtype == jnp.int32 and int(tokens.min()) >= 0 and int(tokens.max()) < 16
+    np.testing.assert_array_equal(tokens, data.quantize(points, 16))  # the same draws
+
+
 def test_ffjord_eight_gaussians_geometry():
     x = data.sample_toy("8gaussians", jax.random.key(0), N)
     r = jnp.linalg.norm(x, axis=1)

@@ -130,6 +130,7 @@ def test_registry_presets_and_parseable_constructors():
         "unet": models.UNet,
         "dit": models.DiT,
         "token_mlp": models.TokenMLP,
+        "token_transformer": models.TokenTransformer,
     } == models.MODELS
     for cls in models.MODELS.values():
         signature = inspect.signature(cls.__init__)
@@ -165,3 +166,54 @@ def test_token_mlp_maps_tokens_and_the_mask_to_logits():
         v(params, x.astype(jnp.float32), 0.5)
     with pytest.raises(ValueError, match="positive"):
         models.TokenMLP((3,), vocab_size=0, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("positions", ["rotary", "learned"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_token_transformer_sees_every_token_or_only_the_past(positions, causal):
+    net = models.TokenTransformer(
+        (4, 3),
+        vocab_size=6,
+        depth=2,
+        width=32,
+        heads=4,
+        positions=positions,
+        causal=causal,
+        num_classes=3,
+        rngs=nnx.Rngs(0),
+    )
+    v, params = models.functional(net)
+    # adaLN-Zero starts every block and the output at zero: perturb to see the dependencies
+    params = jax.tree.map(
+        lambda p: p + 0.2 * jax.random.normal(jax.random.key(p.size), p.shape), params
+    )
+    x = jax.random.randint(jax.random.key(1), (5, 4, 3), 0, 7)  # 6 is the mask token
+    y = jnp.array([0, 1, 2, -1, 1])
+    logits = v(params, x, jnp.linspace(0, 1, 5), y=y)
+    assert logits.shape == (5, 4, 3, 6) and logits.dtype == jnp.float32
+    changed = v(params, x.at[:, 2, 1].set((x[:, 2, 1] + 1) % 7), jnp.linspace(0, 1, 5), y=y)
+    moved = np.abs(np.asarray(logits - changed)).max(axis=(0, 3)).reshape(-1)  # per position
+    position = 2 * 3 + 1  # row-major
+    assert (moved[position:] > 1e-6).all()
+    assert (moved[:position] == 0).all() if causal else (moved[:position] > 1e-6).all()
+    # bf16 compute: integer tokens in, float32 logits out, close to the float32 network
+    low = models.TokenTransformer(
+        (4, 3),
+        vocab_size=6,
+        depth=2,
+        width=32,
+        heads=4,
+        positions=positions,
+        causal=causal,
+        num_classes=3,
+        dtype=jnp.bfloat16,
+        rngs=nnx.Rngs(0),
+    )
+    v16, _ = models.functional(low)
+    logits16 = v16(params, x, jnp.linspace(0, 1, 5), y=y)
+    assert logits16.dtype == jnp.float32
+    np.testing.assert_allclose(logits16, logits, atol=0.15 * float(jnp.abs(logits).max()))
+    with pytest.raises(ValueError, match="integer tokens"):
+        v(params, x.astype(jnp.float32), 0.5, y=y)
+    with pytest.raises(ValueError, match="width / heads even"):
+        models.TokenTransformer((4,), vocab_size=6, width=30, heads=4, rngs=nnx.Rngs(0))

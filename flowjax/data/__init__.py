@@ -4,7 +4,14 @@ from flowjax.data.toy2d import (
     CHECKERBOARD_ENTROPY,
     DISTRIBUTIONS,
     checkerboard_log_prob,
+    quantize,
     sample_toy,
 )
 
-__all__ = ["CHECKERBOARD_ENTROPY", "DISTRIBUTIONS", "checkerboard_log_prob", "sample_toy"]
+__all__ = [
+    "CHECKERBOARD_ENTROPY",
+    "DISTRIBUTIONS",
+    "checkerboard_log_prob",
+    "quantize",
+    "sample_toy",
+]

@@ -1,8 +1,9 @@
 """Batches generated on the devices: toy 2-D distributions, one global batch per call.
 
-Batch `i` is `sample_toy(name, fold_in(key(seed), i), batch_size)`, computed under `jax.jit`
-with the batch sharding, so every process builds the same global array (each device only its
-shard) and the iterator state is just `i`.
+Batch `i` is `sample_toy(name, fold_in(key(seed), i), batch_size)` (with `bins`, quantized to
+tokens by `toy2d.quantize`), computed under `jax.jit` with the batch sharding, so every
+process builds the same global array (each device only its shard) and the iterator state is
+just `i`.
 """
 
 from collections.abc import Callable
@@ -13,24 +14,31 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 
-from flowjax.data.toy2d import sample_toy
+from flowjax.data.toy2d import quantize, sample_toy
 
 
 class GeneratedBatches:
-    """Iterator of `{"x1": [batch_size, 2]}` global arrays with `get_state` / `set_state`, and
-    the Orbax arguments that checkpoint that state (a JSON item, the same on every process)."""
+    """Iterator of `{"x1": [batch_size, 2]}` global arrays (float32, or int32 tokens in
+    `[0, bins)` with `bins`) with `get_state` / `set_state`, and the Orbax arguments that
+    checkpoint that state (a JSON item, the same on every process)."""
 
     event_shape = (2,)
     checkpoint_handler = ocp.JsonCheckpointHandler
 
     def __init__(
-        self, distribution: str, batch_size: int, seed: int, sharding: NamedSharding
+        self,
+        distribution: str,
+        batch_size: int,
+        seed: int,
+        sharding: NamedSharding,
+        bins: int | None = None,
     ) -> None:
         self.sharding = {"x1": sharding}
         key = jax.random.key(seed)
 
         def make(i: jax.Array) -> dict[str, jax.Array]:
-            return {"x1": sample_toy(distribution, jax.random.fold_in(key, i), batch_size)}
+            x = sample_toy(distribution, jax.random.fold_in(key, i), batch_size)
+            return {"x1": x if bins is None else quantize(x, bins)}
 
         self._make = jax.jit(make, out_shardings={"x1": sharding})
         self._vmapped = jax.vmap(make)

@@ -124,6 +124,14 @@ def checkerboard(key: Array, n: int) -> Array:
     return 2.0 * jnp.stack([x1, x2 + jnp.floor(x1) % 2], axis=1)
 
 
+def quantize(x: Array, bins: int, low: float = -4.0, high: float = 4.0) -> Array:
+    """Points `[N, 2]` to integer tokens `[N, 2]` in `[0, bins)`: each coordinate's bin of
+    `bins` equal bins of `[low, high)` (out-of-range points go to the edge bins). The
+    checkerboard at 128 bins is the discrete checkerboard of Meta's discrete FM example."""
+    u = jnp.floor((x - low) / (high - low) * bins)
+    return jnp.clip(u, 0, bins - 1).astype(jnp.int32)
+
+
 def checkerboard_log_prob(x: Array) -> Array:
     """Exact log-density of `checkerboard`: uniform on 8 squares of side 2 (area 32)."""
     u = x / 2.0

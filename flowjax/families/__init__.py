@@ -7,10 +7,11 @@ in `FAMILIES`; a family outside this package is named by its import path, `"pack
 
 import importlib
 
+from flowjax.families.ar import AR, ARConfig
 from flowjax.families.cfm import CFM, CFMConfig
 from flowjax.families.dfm import DFM, DFMConfig
 
-FAMILIES: dict[str, type] = {"cfm": CFM, "dfm": DFM}
+FAMILIES: dict[str, type] = {"cfm": CFM, "dfm": DFM, "ar": AR}
 
 
 def get(name: str) -> type:
@@ -28,4 +29,4 @@ def get(name: str) -> type:
     )
 
 
-__all__ = ["CFM", "DFM", "FAMILIES", "CFMConfig", "DFMConfig", "get"]
+__all__ = ["AR", "CFM", "DFM", "FAMILIES", "ARConfig", "CFMConfig", "DFMConfig", "get"]

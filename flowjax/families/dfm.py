@@ -191,12 +191,5 @@ class DFM:
         return {}
 
     def render(self, samples: np.ndarray, path: Path, title: str) -> None:
-        """Text data: the samples decoded, one per line, in `path` with suffix .txt; two-token
-        samples: points on the V x V grid (PNG); other data: nothing."""
-        vocabulary = self.data.vocabulary
-        if vocabulary is not None and samples.ndim == 2:
-            lines = ["".join(vocabulary[t] for t in row).replace("\n", "\u21b5") for row in samples]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.with_suffix(".txt").write_text(f"# {title}\n" + "\n".join(lines) + "\n")
-        elif samples.shape[1:] == (2,):
-            plots.samples_png(samples.astype(np.float32), path, title)
+        """Text as a .txt file, two-token samples as a PNG (`flowjax.plots.token_samples`)."""
+        plots.token_samples(samples, self.data.vocabulary, path, title)

@@ -10,14 +10,15 @@ from flowjax.models.dit import DIT_SIZES, DiT
 from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding, sinusoidal_embedding
 from flowjax.models.functional import Functional, functional, parameter_count
 from flowjax.models.mlp import ACTIVATIONS, MLP, TIME_EMBEDDINGS
-from flowjax.models.tokens import TokenMLP
+from flowjax.models.tokens import TokenMLP, TokenTransformer
 from flowjax.models.unet import UNET_PRESETS, UNet
 
-MODELS: dict[str, type[MLP | UNet | DiT | TokenMLP]] = {
+MODELS: dict[str, type[MLP | UNet | DiT | TokenMLP | TokenTransformer]] = {
     "mlp": MLP,
     "unet": UNet,
     "dit": DiT,
     "token_mlp": TokenMLP,
+    "token_transformer": TokenTransformer,
 }
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "LabelEmbedding",
     "TimeEmbedding",
     "TokenMLP",
+    "TokenTransformer",
     "UNet",
     "functional",
     "parameter_count",

@@ -13,7 +13,7 @@ import numpy as np
 from flax import nnx
 
 from flowjax._utils import Array, batch_time
-from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding
+from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding, rotary_embedding
 
 DIT_SIZES = {
     "S": {"depth": 12, "width": 384, "heads": 6},
@@ -44,11 +44,23 @@ def _modulate(x: Array, shift: Array, scale: Array) -> Array:
 
 
 class DiTBlock(nnx.Module):
-    """Pre-norm attention and MLP, each with adaLN-Zero shift, scale and gate from `c`."""
+    """Pre-norm attention and MLP, each with adaLN-Zero shift, scale and gate from `c`:
+    `(x [B, N, width], c [B, width]) -> [B, N, width]`. `causal`: position n attends to
+    positions <= n only; `rotary`: queries and keys carry rotary position embeddings."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float, *, dtype, rngs: nnx.Rngs):  # noqa: ANN001
+    def __init__(
+        self,
+        width: int,
+        heads: int,
+        mlp_ratio: float,
+        *,
+        causal: bool = False,
+        rotary: bool = False,
+        dtype: jnp.dtype | None,
+        rngs: nnx.Rngs,
+    ) -> None:
         linear = lambda i, o, **kw: nnx.Linear(i, o, dtype=dtype, rngs=rngs, **kw)  # noqa: E731
-        self.heads = heads
+        self.heads, self.causal, self.rotary = heads, causal, rotary
         self.norm1 = nnx.LayerNorm(width, epsilon=1e-6, use_bias=False, use_scale=False, rngs=rngs)
         self.qkv = linear(width, 3 * width)
         self.proj = linear(width, width)
@@ -63,10 +75,29 @@ class DiTBlock(nnx.Module):
         b, n, d = x.shape
         h = _modulate(self.norm1(x.astype(jnp.float32)).astype(x.dtype), shift1, scale1)
         q, k, v = jnp.split(self.qkv(h).reshape(b, n, 3 * self.heads, d // self.heads), 3, 2)
-        attn = jax.nn.dot_product_attention(q, k, v).reshape(b, n, d)
+        if self.rotary:
+            q, k = rotary_embedding(q), rotary_embedding(k)
+        attn = jax.nn.dot_product_attention(q, k, v, is_causal=self.causal).reshape(b, n, d)
         x = x + gate1[:, None] * self.proj(attn)
         h = _modulate(self.norm2(x.astype(jnp.float32)).astype(x.dtype), shift2, scale2)
         return x + gate2[:, None] * self.fc2(jax.nn.gelu(self.fc1(h), approximate=True))
+
+
+class FinalLayer(nnx.Module):
+    """Layer norm with adaLN-Zero shift and scale from `c`, then a linear layer to `features`
+    (zero at initialization): `(x [B, N, width], c [B, width]) -> [B, N, features]`."""
+
+    def __init__(self, width: int, features: int, *, dtype: jnp.dtype | None, rngs: nnx.Rngs):
+        zeros = nnx.initializers.zeros_init()
+        linear = lambda i, o: nnx.Linear(  # noqa: E731
+            i, o, kernel_init=zeros, bias_init=zeros, dtype=dtype, rngs=rngs
+        )
+        self.norm = nnx.LayerNorm(width, epsilon=1e-6, use_bias=False, use_scale=False, rngs=rngs)
+        self.ada, self.out = linear(width, 2 * width), linear(width, features)
+
+    def __call__(self, x: Array, c: Array) -> Array:
+        shift, scale = jnp.split(self.ada(jax.nn.silu(c)), 2, -1)
+        return self.out(_modulate(self.norm(x.astype(jnp.float32)).astype(x.dtype), shift, scale))
 
 
 class DiT(nnx.Module):
@@ -111,9 +142,7 @@ class DiT(nnx.Module):
             raise ValueError(f"width {width} must be divisible by heads {heads}")
         self.image_shape, self.patch, self.num_classes = tuple(image_shape), patch, num_classes
         self.dtype = dtype or jnp.float32
-        linear = lambda i, o, **kw: nnx.Linear(i, o, dtype=dtype, rngs=rngs, **kw)  # noqa: E731
-        zeros = nnx.initializers.zeros_init()
-        self.embed = linear(patch * patch * channels, width)
+        self.embed = nnx.Linear(patch * patch * channels, width, dtype=dtype, rngs=rngs)
         self.width = width
         self.time_embed = TimeEmbedding(dim=256, width=width, dtype=dtype, rngs=rngs)
         if num_classes is not None:
@@ -121,11 +150,7 @@ class DiT(nnx.Module):
         self.blocks = nnx.List(
             [DiTBlock(width, heads, mlp_ratio, dtype=dtype, rngs=rngs) for _ in range(depth)]
         )
-        self.final_norm = nnx.LayerNorm(
-            width, epsilon=1e-6, use_bias=False, use_scale=False, rngs=rngs
-        )
-        self.final_ada = linear(width, 2 * width, kernel_init=zeros, bias_init=zeros)
-        self.out = linear(width, patch * patch * channels, kernel_init=zeros, bias_init=zeros)
+        self.final = FinalLayer(width, patch * patch * channels, dtype=dtype, rngs=rngs)
 
     def _patchify(self, x: Array) -> Array:
         b, h, w, c = x.shape
@@ -152,8 +177,4 @@ class DiT(nnx.Module):
             raise ValueError("y was given but the DiT was built without num_classes")
         for block in self.blocks:
             tokens = block(tokens, c)
-        shift, scale = jnp.split(self.final_ada(jax.nn.silu(c)), 2, -1)
-        tokens = _modulate(
-            self.final_norm(tokens.astype(jnp.float32)).astype(self.dtype), shift, scale
-        )
-        return self._unpatchify(self.out(tokens)).astype(x.dtype)
+        return self._unpatchify(self.final(tokens, c)).astype(x.dtype)

@@ -1,7 +1,9 @@
-"""Embeddings of the conditioning shared by every model: the flow time(s) and the class label.
+"""Embeddings of the conditioning shared by every model: the flow time(s), the class label
+and sequence positions.
 
 `TimeEmbedding` embeds one time `t` or, for two-time (one-step, MeanFlow-type) models, a pair
-`(r, t)`; `LabelEmbedding` embeds class labels with a null class for classifier-free guidance.
+`(r, t)`; `LabelEmbedding` embeds class labels with a null class for classifier-free guidance;
+`rotary_embedding` rotates attention queries and keys by their positions.
 """
 
 import functools
@@ -35,6 +37,20 @@ def sinusoidal_embedding(
     freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
     args = scale * jnp.asarray(t, jnp.float32)[..., None] * freqs
     return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+
+
+def rotary_embedding(x: Array, max_period: float = 10_000.0) -> Array:
+    """Rotary position embedding (Su et al. 2021) of queries or keys `x [B, N, heads, D]` (D
+    even) at positions 0..N-1: feature pairs `(i, i + D/2)` rotated by the angle
+    `n * max_period ** (-2i / D)`, computed in float32, returned in `x.dtype`."""
+    n, d = x.shape[1], x.shape[-1]
+    if d % 2:
+        raise ValueError(f"rotary embedding needs an even head dimension, got {d}")
+    freqs = max_period ** (-jnp.arange(d // 2, dtype=jnp.float32) / (d // 2))
+    angles = jnp.arange(n, dtype=jnp.float32)[:, None] * freqs  # [N, D/2]
+    cos, sin = jnp.cos(angles)[:, None], jnp.sin(angles)[:, None]  # [N, 1, D/2]
+    x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+    return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x.dtype)
 
 
 class _Branch(nnx.Module):

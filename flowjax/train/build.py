@@ -41,9 +41,15 @@ def network(
         return cls(shape, **kwargs, rngs=nnx.Rngs(config.seed))
 
     try:
-        v, params = models.functional(nnx.eval_shape(make) if abstract else make())
+        module = nnx.eval_shape(make) if abstract else make()
     except (ValueError, TypeError) as error:
         raise ConfigError(f"config.model ({config.model.kind}): {error}") from None
+    if spec.causal and not getattr(module, "causal", False):
+        raise ConfigError(
+            f"config.model: the family needs a causal network, and {cls.__name__} is not one "
+            "(e.g. --config.model.kind=token_transformer --config.model.causal=true)"
+        )
+    v, params = models.functional(module)
     x = jax.ShapeDtypeStruct((2, *spec.input_shape), jnp.dtype(spec.input_dtype))
     t = jax.ShapeDtypeStruct((2,), jnp.float32)
     out = jax.eval_shape(v, params, x, t if spec.times == 1 else (t,) * spec.times)

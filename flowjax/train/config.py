@@ -32,10 +32,12 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where training batches come from.
 
-    kind: "toy2d" (generated on the device from `distribution`), "mnist" (IDX files under
-    `path`), "cifar10" (a folder or tarball of `<split>/<class>/<image>` under `path`; `cache`
-    decodes it once into memory), "text" (a text file of characters, `sequence_length`
-    windows), "tfds" (the prepared dataset `name` in the TFDS data dir `path`).
+    kind: "toy2d" (generated on the device from `distribution`; with `bins`, each coordinate
+    of [-4, 4) quantized to `bins` integer tokens by `flowjax.data.quantize`), "mnist" (IDX
+    files under `path`), "cifar10" (a folder or tarball of `<split>/<class>/<image>` under
+    `path`; `cache` decodes it once into memory), "text" (a text file of characters,
+    `sequence_length` windows), "tfds" (the prepared dataset `name` in the TFDS data dir
+    `path`).
     Images become float32 in [-1, 1], with uniform dequantization and optional random
     horizontal flips; `workers` > 0 decodes in that many processes, `prefetch` batches ahead.
     """
@@ -53,6 +55,7 @@ class DataConfig:
     workers: int = 0
     prefetch: int = 2
     sequence_length: int = 128
+    bins: int | None = None
 
 
 def _model_class(kind: str) -> type:
@@ -524,6 +527,8 @@ def validate(
     ]:
         if flat[key] < 0:
             raise ConfigError(f"config.{key} must be >= 0, got {flat[key]}")
+    if flat["data.bins"] is not None and flat["data.bins"] < 2:
+        raise ConfigError(f"config.data.bins must be at least 2, got {flat['data.bins']}")
     for key in ("optim.b1", "optim.b2"):
         if not 0.0 <= flat[key] < 1.0:
             raise ConfigError(f"config.{key} must be in [0, 1), got {flat[key]}")

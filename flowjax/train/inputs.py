@@ -18,7 +18,7 @@ from flowjax.contracts import DataSpec
 from flowjax.data import records
 from flowjax.data.generated import GeneratedBatches
 from flowjax.data.pipeline import GrainBatches, ImageToFloat, Tokens
-from flowjax.data.toy2d import sample_toy
+from flowjax.data.toy2d import quantize, sample_toy
 from flowjax.train.config import ConfigError, TrainConfig
 from flowjax.train.sharding import batch_sharding
 
@@ -52,7 +52,7 @@ def abstract_spec(config: TrainConfig, shape: tuple[int, ...] | None = None) -> 
     if shape is not None:  # e.g. latents: real-valued, not quantized
         return DataSpec(tuple(shape), num_classes=labels)
     if data.kind == "toy2d":
-        return DataSpec((2,))
+        return _toy_spec(data.bins)
     if data.kind == "text":
         vocabulary = text_source(config).vocabulary
         return DataSpec(
@@ -86,6 +86,10 @@ def text_source(config: TrainConfig, split: str = "train") -> records.TextWindow
         raise ConfigError(f"config.data.path = {data.path!r}: {error.strerror}") from None
 
 
+def _toy_spec(bins: int | None) -> DataSpec:
+    return DataSpec((2,)) if bins is None else DataSpec((2,), "int32", vocab_size=bins)
+
+
 def _num_classes(config: TrainConfig) -> int | None:
     return config.model.arguments().get("num_classes")
 
@@ -98,9 +102,9 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
         if labels is not None:
             raise ConfigError("config.model.num_classes is set but toy2d data has no labels")
         batches = GeneratedBatches(
-            data.distribution, data.batch_size, data.seed, batch_sharding(mesh, 2)
+            data.distribution, data.batch_size, data.seed, batch_sharding(mesh, 2), data.bins
         )
-        return batches, DataSpec(batches.event_shape)
+        return batches, _toy_spec(data.bins)
     if data.kind == "text":
         if labels is not None:
             raise ConfigError("config.model.num_classes is set but text data has no labels")
@@ -154,7 +158,8 @@ def held_out(config: TrainConfig, spec: DataSpec) -> dict[str, np.ndarray]:
     data = config.data
     if data.kind == "toy2d":
         n = min(config.log.num_samples, HELD_OUT_POINTS)
-        return {"x1": np.asarray(sample_toy(data.distribution, jax.random.key(-1), n))}
+        x = sample_toy(data.distribution, jax.random.key(-1), n)
+        return {"x1": np.asarray(x if data.bins is None else quantize(x, data.bins))}
     if data.kind == "text":
         test = text_source(config, "test")
         n = min(config.log.num_samples, len(test))

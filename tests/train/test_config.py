@@ -58,6 +58,7 @@ def _with(**sections):
     ("cfg", "devices", "message"),
     [
         (_with(optim__lr=-1.0), 1, "config.optim.lr must be positive, got -1.0"),
+        (_with(data__bins=1), 1, "config.data.bins must be at least 2, got 1"),
         (
             _with(data__batch_size=100),
             8,
