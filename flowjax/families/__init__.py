@@ -8,10 +8,11 @@ in `FAMILIES`; a family outside this package is named by its import path, `"pack
 import importlib
 
 from flowjax.families.ar import AR, ARConfig
+from flowjax.families.catflow import CatFlow, CatFlowConfig
 from flowjax.families.cfm import CFM, CFMConfig
 from flowjax.families.dfm import DFM, DFMConfig
 
-FAMILIES: dict[str, type] = {"cfm": CFM, "dfm": DFM, "ar": AR}
+FAMILIES: dict[str, type] = {"cfm": CFM, "dfm": DFM, "catflow": CatFlow, "ar": AR}
 
 
 def get(name: str) -> type:
@@ -29,4 +30,15 @@ def get(name: str) -> type:
     )
 
 
-__all__ = ["AR", "CFM", "DFM", "FAMILIES", "ARConfig", "CFMConfig", "DFMConfig", "get"]
+__all__ = [
+    "AR",
+    "CFM",
+    "DFM",
+    "FAMILIES",
+    "ARConfig",
+    "CFMConfig",
+    "CatFlow",
+    "CatFlowConfig",
+    "DFMConfig",
+    "get",
+]

@@ -1,0 +1,94 @@
+"""Discrete FM benchmark: flowjax vs Meta's `flow_matching` discrete components, same machine,
+same run, the same token MLP, data and step counts on each side (workloads.py):
+
+    python -m experiments.bench_discrete.run --torch-python .venv-torch/bin/python [--quick]
+
+Writes the training batches (numpy, fixed seed) to the workdir, runs the PyTorch side, then
+the JAX side (never concurrently), prints training steps/s and sampling tokens/s with the
+ratios ours / theirs, and writes the table and the raw JSON to the workdir.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from experiments.bench_discrete.workloads import SAMPLING_STEPS, WORKLOADS, make_data
+
+
+def run_side(cmd: list[str]) -> dict:
+    print("$", " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def table(ours: dict, theirs: dict, steps: int) -> str:
+    lines = [
+        "| workload | flowjax | Meta flow_matching | ours / theirs |",
+        "|---|---|---|---|",
+    ]
+    for name, w in WORKLOADS.items():
+        a, b = ours["train"][name]["rate"], theirs["train"][name]["rate"]
+        lines.append(
+            f"| {w['what']}: training, batch {w['batch']} (steps/s) | {a:,.1f} | {b:,.1f} | "
+            f"**{a / b:.2f}x** |"
+        )
+        a, b = ours["sample"][name], theirs["sample"][name]
+        lines.append(
+            f"| {w['what']}: sampling {w['samples']:,} x {w['length']} tokens, "
+            f"{SAMPLING_STEPS} steps (tokens/s) | {a:,.0f} | {b:,.0f} | **{a / b:.2f}x** |"
+        )
+    lines += [
+        "",
+        "parameters (flowjax / torch): "
+        + ", ".join(f"{n} {ours['params'][n]:,} / {theirs['params'][n]:,}" for n in WORKLOADS),
+        f"training: {steps} steps per repeat, median of repeats; final losses (flowjax / torch): "
+        + ", ".join(
+            f"{n} {ours['train'][n]['loss']:.3f} / {theirs['train'][n]['loss']:.3f}"
+            for n in WORKLOADS
+        ),
+        "flowjax compile times (s, excluded above): "
+        + ", ".join(
+            f"{n} train {c['train']:.1f}, sample {c['sample']:.1f}"
+            for n, c in ours["compile_s"].items()
+        ),
+        f"machine: {cpu_model()}, {os.cpu_count()} CPUs; jax {ours['jax']}; torch "
+        f"{theirs['torch']} (threads: {theirs['threads']}), flow_matching "
+        f"{theirs['flow_matching']}",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--torch-python", required=True, help="a Python with torch, flow-matching")
+    p.add_argument("--quick", action="store_true", help="few steps and repeats (a smoke test)")
+    p.add_argument("--torch-threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--text", default="../shared/data/tiny-shakespeare/input.txt")
+    p.add_argument("--workdir", type=Path, default=Path("work/bench_discrete"))
+    args = p.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    steps, repeats = (5, 1) if args.quick else (50, 3)
+    data = args.workdir / "data.npz"
+    make_data(str(data), args.text, steps)
+    common = ["--data", str(data), "--repeats", str(repeats)]
+    torch_side = [args.torch_python, "-m", "experiments.bench_discrete.torch_side", *common]
+    theirs = run_side([*torch_side, f"--threads={args.torch_threads}"])
+    ours = run_side([sys.executable, "-m", "experiments.bench_discrete.jax_side", *common])
+    text = table(ours, theirs, steps)
+    print(text)
+    (args.workdir / "results.md").write_text(text + "\n")
+    (args.workdir / "raw.json").write_text(json.dumps({"flowjax": ours, "torch": theirs}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
