@@ -17,8 +17,13 @@ import numpy as np
 import optax
 from flax import nnx
 
-from experiments.bench_discrete.workloads import LR, POLYNOMIAL_N, SAMPLING_STEPS, TIME_DIM
-from experiments.bench_discrete.workloads import WORKLOADS
+from experiments.bench_discrete.workloads import (
+    LR,
+    POLYNOMIAL_N,
+    SAMPLING_STEPS,
+    TIME_DIM,
+    WORKLOADS,
+)
 from experiments.timing import timed
 from flowjax import losses, models, paths, solvers, sources
 
@@ -47,8 +52,8 @@ def train_rate(w: dict, batches: np.ndarray, repeats: int) -> tuple[float, float
     optimizer = optax.adam(LR)
 
     @jax.jit
-    def step(params, opt_state, key, x1):  # noqa: ANN001, ANN202
-        def loss(p):  # noqa: ANN001, ANN202
+    def step(params, opt_state, key, x1):  # noqa: ANN001
+        def loss(p):  # noqa: ANN001
             return losses.dfm_loss(
                 field, p, key, x1, path=path, source=source, loss="generalized_kl"
             )[0]
@@ -79,7 +84,7 @@ def sample_rate(w: dict, repeats: int) -> tuple[float, float]:
     shape = (w["samples"], w["length"])
 
     @jax.jit
-    def sample(params, key):  # noqa: ANN001, ANN202
+    def sample(params, key):  # noqa: ANN001
         k0, k1 = jax.random.split(key)
         x0 = source.sample(k0, shape, jnp.int32)
         mask = w["vocab"] if w["source"] == "mask" else None

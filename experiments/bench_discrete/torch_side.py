@@ -11,6 +11,7 @@ example's convention: the vocabulary includes it).
 """
 
 import argparse
+import itertools
 import json
 import math
 import statistics
@@ -25,8 +26,13 @@ from flow_matching.solver import MixtureDiscreteEulerSolver
 from flow_matching.utils import ModelWrapper
 from torch import nn
 
-from experiments.bench_discrete.workloads import LR, POLYNOMIAL_N, SAMPLING_STEPS, TIME_DIM
-from experiments.bench_discrete.workloads import WORKLOADS
+from experiments.bench_discrete.workloads import (
+    LR,
+    POLYNOMIAL_N,
+    SAMPLING_STEPS,
+    TIME_DIM,
+    WORKLOADS,
+)
 from experiments.timing import timed
 
 
@@ -37,7 +43,7 @@ class TokenMLP(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(w["vocab"] + 1, w["embed_dim"])
         sizes = [w["length"] * w["embed_dim"] + TIME_DIM] + [w["width"]] * w["depth"]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.out = nn.Linear(w["width"], w["length"] * outputs)
         half = TIME_DIM // 2
         self.register_buffer("freqs", torch.exp(-math.log(10_000.0) * torch.arange(half) / half))

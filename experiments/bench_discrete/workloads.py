@@ -1,6 +1,8 @@
 """The workloads of the discrete benchmark, shared by both sides (importable without JAX or
 PyTorch): the same token MLP, data, path and step counts on each side."""
 
+from pathlib import Path
+
 import numpy as np
 
 # name -> the token MLP (as `flowjax.models.TokenMLP`), the data, the training and sampling
@@ -44,7 +46,7 @@ def checkerboard_tokens(rng: np.random.Generator, n: int, bins: int = 128) -> np
 
 def text_windows(path: str, rng: np.random.Generator, n: int, length: int) -> np.ndarray:
     """`n` random character windows of the file (token = index in its sorted characters)."""
-    text = open(path).read()
+    text = Path(path).read_text()
     lookup = {c: i for i, c in enumerate(sorted(set(text)))}
     tokens = np.array([lookup[c] for c in text], np.int32)
     starts = rng.integers(0, len(tokens) - length, n)
