@@ -78,6 +78,27 @@ class UniformTokens:
         return jnp.where(inside, -d * math.log(self.vocab_size), -jnp.inf)
 
 
+@pytree_dataclass
+class UniformSimplex:
+    """Each vector along the last axis uniform on the simplex of `num_categories` (Dir(1,
+    ..., 1)): the start of Dirichlet flow matching. Samples `[B, *event, K]`."""
+
+    num_categories: int = static_field()
+
+    def __post_init__(self) -> None:
+        check_domain("UniformSimplex num_categories", self.num_categories, 2.0)
+
+    def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+        if shape[-1] != self.num_categories:
+            raise ValueError(f"the last axis must be the {self.num_categories} categories")
+        return jax.random.dirichlet(key, jnp.ones(self.num_categories), shape[:-1], dtype)
+
+    def log_prob(self, x: Array) -> Array:
+        inside = jnp.all((x >= 0).reshape(x.shape[0], -1), axis=1)
+        vectors = math.prod(x.shape[1:-1])
+        return jnp.where(inside, vectors * math.lgamma(self.num_categories), -jnp.inf)
+
+
 STANDARD_NORMAL = Gaussian()
 
 

@@ -11,8 +11,15 @@ from flowjax.families.ar import AR, ARConfig
 from flowjax.families.catflow import CatFlow, CatFlowConfig
 from flowjax.families.cfm import CFM, CFMConfig
 from flowjax.families.dfm import DFM, DFMConfig
+from flowjax.families.dirichlet import DirichletFM, DirichletFMConfig
 
-FAMILIES: dict[str, type] = {"cfm": CFM, "dfm": DFM, "catflow": CatFlow, "ar": AR}
+FAMILIES: dict[str, type] = {
+    "cfm": CFM,
+    "dfm": DFM,
+    "catflow": CatFlow,
+    "dirichlet": DirichletFM,
+    "ar": AR,
+}
 
 
 def get(name: str) -> type:
@@ -40,5 +47,7 @@ __all__ = [
     "CatFlow",
     "CatFlowConfig",
     "DFMConfig",
+    "DirichletFM",
+    "DirichletFMConfig",
     "get",
 ]

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from flowjax import guidance, plots, solvers, sources
+from flowjax import guidance, losses, plots, solvers, sources
 from flowjax._utils import Array, check_choice
 from flowjax.contracts import (
     DataSpec,
@@ -65,8 +65,7 @@ def token_log_likelihood(
 ) -> Array:
     """`log p(x_n | x_<n)` of every token `[B, *event]` (one network call)."""
     logits = field(params, shift_right(x, start), jnp.zeros(x.shape[0]), **cond)
-    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    return jnp.take_along_axis(log_p, x[..., None], axis=-1)[..., 0]
+    return -losses.token_cross_entropy(logits, x)[0]
 
 
 class AR:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from flowjax import guidance, paths, plots, solvers, sources
+from flowjax import guidance, losses, paths, plots, solvers, sources
 from flowjax._utils import Array, check_choice
 from flowjax.contracts import (
     DataSpec,
@@ -56,13 +56,6 @@ class CatFlowConfig:
             raise ValueError(f"eval_times must be at least 1, got {self.eval_times}")
 
 
-def one_hot_cross_entropy(logits: Array, x1: Array) -> tuple[Array, Array]:
-    """Per-token `-log q(x1)` and `argmax q == x1` of logits `[B, *event, V]`, tokens `x1`."""
-    log_q = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(log_q, x1[..., None], axis=-1)[..., 0]
-    return nll, jnp.argmax(logits, axis=-1) == x1
-
-
 class CatFlow:
     """CatFlow on `DataSpec` tokens (see the module docstring)."""
 
@@ -84,13 +77,11 @@ class CatFlow:
         shape = (*data.event_shape, data.vocab_size)
         self.network = NetworkSpec(shape, shape, output="logits")
 
-    def _x_t(self, key: Array, x1: Array) -> tuple[Array, Array]:
-        """`(x_t [B, *event, V], t [B])` on the line from noise to the one-hot `x1`."""
-        k_t, k_0 = jax.random.split(key)
-        t = jax.random.uniform(k_t, x1.shape[:1])
+    def _x_t(self, key: Array, x1: Array, t: Array) -> Array:
+        """`x_t [B, *event, V]` at times `t [B]` on the line from noise to the one-hot `x1`."""
         one_hot = jax.nn.one_hot(x1, self.vocab_size)
-        x0 = self.source.sample(k_0, one_hot.shape, jnp.float32)
-        return self.path.sample(x0, one_hot, t).x_t, t
+        x0 = self.source.sample(key, one_hot.shape, jnp.float32)
+        return self.path.sample(x0, one_hot, t).x_t
 
     def mean(self, field: Field) -> Field:
         """The posterior mean `mu(x_t, t) = softmax(logits)`: the x1 prediction."""
@@ -112,8 +103,9 @@ class CatFlow:
         del context
         cond = guidance.training_conditioning(key, batch, self.config.label_dropout)
         x1 = batch["x1"].astype(jnp.int32)
-        x_t, t = self._x_t(jax.random.fold_in(key, 1), x1)
-        nll, correct = one_hot_cross_entropy(field(params, x_t, t, **cond), x1)
+        t = jax.random.uniform(jax.random.fold_in(key, 1), x1.shape[:1])
+        x_t = self._x_t(jax.random.fold_in(key, 2), x1, t)
+        nll, correct = losses.token_cross_entropy(field(params, x_t, t, **cond), x1)
         loss = jnp.mean(nll)
         return loss, {"loss": loss, "accuracy": jnp.mean(correct)}
 
@@ -159,18 +151,15 @@ class CatFlow:
     ) -> dict:
         x1 = jnp.asarray(data["x1"], jnp.int32)
         cond = {k: jnp.asarray(v) for k, v in data.items() if k != "x1"}
-        k = self.config.eval_times
-        one_hot = jax.nn.one_hot(x1, self.vocab_size)
-
-        def at(i: Array) -> tuple[Array, Array]:
-            t = jnp.full(x1.shape[:1], (i + 0.5) / k)
-            x0 = self.source.sample(jax.random.fold_in(key, i), one_hot.shape, jnp.float32)
-            x_t = self.path.sample(x0, one_hot, t).x_t
-            nll, correct = one_hot_cross_entropy(field(params, x_t, t, **cond), x1)
-            return jnp.mean(nll), jnp.mean(correct)
-
-        nll, correct = jax.lax.map(at, jnp.arange(k))
-        return {"cross_entropy": jnp.mean(nll), "accuracy": jnp.mean(correct)}
+        return losses.path_cross_entropy(
+            field,
+            params,
+            key,
+            x1,
+            sample_x_t=self._x_t,
+            num_times=self.config.eval_times,
+            cond=cond,
+        )
 
     def sample_metrics(self) -> dict[str, SampleMetric]:
         return {}

@@ -8,6 +8,8 @@ from flowjax.losses.discrete import (
     dfm_loss,
     generalized_kl,
     mixture_elbo,
+    path_cross_entropy,
+    token_cross_entropy,
 )
 
 __all__ = [
@@ -18,4 +20,6 @@ __all__ = [
     "dfm_loss",
     "generalized_kl",
     "mixture_elbo",
+    "path_cross_entropy",
+    "token_cross_entropy",
 ]

@@ -108,17 +108,45 @@ def dfm_loss(
     k_time, k_path = jax.random.split(key)
     t = (time_sampler or Uniform())(k_time, x1.shape[:1])
     x_t, logits = _posterior_at_path_sample(field, params, k_path, x1, t, path, source, cond)
-    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    cross_entropy = -_log_prob_at(log_p, x1)
+    cross_entropy, correct = token_cross_entropy(logits, x1)
     if loss == "cross_entropy":
         value = jnp.mean(cross_entropy)
     else:
         value = jnp.mean(generalized_kl(logits, x_t, x1, path.jump_coefficient(t)))
-    aux = {
-        "cross_entropy": jnp.mean(cross_entropy),
-        "accuracy": jnp.mean((jnp.argmax(logits, axis=-1) == x1).astype(jnp.float32)),
-    }
-    return value, aux
+    return value, {"cross_entropy": jnp.mean(cross_entropy), "accuracy": jnp.mean(correct)}
+
+
+def token_cross_entropy(logits: Array, x1: Array) -> tuple[Array, Array]:
+    """Per token, `-log softmax(logits)[x1]` (float32) and whether the argmax is x1 (0 or 1):
+    logits `[B, *event, V]`, tokens `x1 [B, *event]` -> two `[B, *event]` arrays."""
+    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    correct = (jnp.argmax(logits, axis=-1) == x1).astype(jnp.float32)
+    return -_log_prob_at(log_p, x1), correct
+
+
+def path_cross_entropy(
+    field: Callable[..., Array],
+    params: Any,
+    key: Array,
+    x1: Array,
+    *,
+    sample_x_t: Callable[[Array, Array, Array], Array],
+    num_times: int,
+    cond: Mapping[str, Any] | None = None,
+) -> dict[str, Array]:
+    """The posterior's held-out cross-entropy (nats per token) and accuracy along a path of
+    continuous states, on the midpoints of `num_times` uniform times: `sample_x_t(key, x1, t)`
+    draws `x_t` for tokens `x1 [B, *event]` at times `t [B]`; `num_times` network calls."""
+    check_cond(cond, x1)
+
+    def at(i: Array) -> tuple[Array, Array]:
+        t = jnp.full(x1.shape[:1], (i + 0.5) / num_times)
+        x_t = sample_x_t(jax.random.fold_in(key, i), x1, t)
+        nll, correct = token_cross_entropy(field(params, x_t, t, **(cond or {})), x1)
+        return jnp.mean(nll), jnp.mean(correct)
+
+    nll, correct = jax.lax.map(at, jnp.arange(num_times))
+    return {"cross_entropy": jnp.mean(nll), "accuracy": jnp.mean(correct)}
 
 
 def mixture_elbo(

@@ -3,6 +3,12 @@ the mixture paths of discrete flow matching."""
 
 from flowjax.contracts import PathSample
 from flowjax.paths.affine import PARAMETERIZATIONS, AffinePath, as_velocity
+from flowjax.paths.dirichlet import (
+    DirichletPath,
+    betainc_da,
+    betainc_integer_b,
+    velocity_coefficient,
+)
 from flowjax.paths.mixture import MetricPath, MixturePath, carry_unmasked
 from flowjax.paths.noisy import NOISES, BrownianBridge, Constant, NoisyPath
 from flowjax.paths.schedule_change import change_scheduler
@@ -30,6 +36,7 @@ __all__ = [
     "CondOT",
     "Constant",
     "Cosine",
+    "DirichletPath",
     "LinearVP",
     "MetricPath",
     "MixturePath",
@@ -38,6 +45,9 @@ __all__ = [
     "Polynomial",
     "Scheduler",
     "as_velocity",
+    "betainc_da",
+    "betainc_integer_b",
     "carry_unmasked",
     "change_scheduler",
+    "velocity_coefficient",
 ]
