@@ -73,6 +73,12 @@ def test_held_out_cross_entropy_and_bad_configs():
 
     out = evaluate(uniform, None, jax.random.key(5), {"x1": x1})
     assert float(out["cross_entropy"]) == pytest.approx(math.log(V), rel=1e-6)
+    simplex = families.CatFlow(
+        families.CatFlowConfig(source="simplex"), DataSpec((3,), "int32", vocab_size=V)
+    )
+    x0 = simplex.source.sample(jax.random.key(6), (8, 3, V), jnp.float32)
+    np.testing.assert_allclose(x0.sum(-1), 1.0, rtol=1e-6)  # the linear simplex FM baseline
+    assert float(x0.min()) >= 0.0
     with pytest.raises(ValueError, match="integer tokens"):
         families.CatFlow(families.CatFlowConfig(), DataSpec((2,)))
     with pytest.raises(ValueError, match="endpoint_eps"):

@@ -193,3 +193,16 @@ def test_shakespeare_char_reduced_run_compares_dfm_with_the_ar_baseline(tmp_path
         assert 0 < r["bits_per_char"] < np.log2(65) and len(r["samples"]) == 4
     table = (tmp_path / "cpu" / "results.md").read_text()
     assert "| nanoGPT published" in table and "gap to AR" in table
+
+
+@pytest.mark.slow
+def test_dirichlet_simplex_reduced_run_writes_table_and_figure(tmp_path):
+    from experiments.dirichlet_simplex import run
+
+    argv = ["--workdir", str(tmp_path), "--ks", "4", "--steps", "200", "--num", "4000"]
+    out = run.main([*argv, "--sampling-steps", "10"])
+    cells = out["results"]["4"]
+    assert set(cells) == set(run.METHODS) and all(np.isfinite(c["kl"]) for c in cells.values())
+    assert out["floor"]["4"] < 0.01 and min(c["kl"] for c in cells.values()) < 0.1
+    assert "| 4 |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "kl_vs_k.png").stat().st_size > 10_000

@@ -2,7 +2,7 @@
 example): mask and uniform sources, cross-entropy and generalized KL, with and without the
 corrector, against the number of sampling steps, one command:
 
-    python -m experiments.discrete_checkerboard.run     # 10,000 steps of batch 1,024 per model
+    python -m experiments.discrete_checkerboard.run     # 5,000 steps of batch 1,024 per model
     python -m experiments.discrete_checkerboard.run --steps 30000 --batch 4096  # Meta's budget
 
 For each (source, loss), `flowjax/configs/checkerboard_dfm.py` (kappa_t = t^2, the token MLP
@@ -184,9 +184,9 @@ def report(results: list[dict], floor: dict, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workdir", type=Path, default=Path("work/discrete_checkerboard"))
-    p.add_argument("--steps", type=int, default=10_000)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--batch", type=int, default=1024)
-    p.add_argument("--num", type=int, default=100_000)
+    p.add_argument("--num", type=int, default=60_000)
     p.add_argument("--corrector", type=float, default=1.0)
     p.add_argument(
         "--sampling-steps", type=lambda s: [int(x) for x in s.split(",")], default=[4, 16, 64, 256]

@@ -1,9 +1,9 @@
 """Batches generated on the devices: toy 2-D distributions, one global batch per call.
 
-Batch `i` is `sample_toy(name, fold_in(key(seed), i), batch_size)` (with `bins`, quantized to
-tokens by `toy2d.quantize`), computed under `jax.jit` with the batch sharding, so every
-process builds the same global array (each device only its shard) and the iterator state is
-just `i`.
+Batch `i` is `sample_toy(name, fold_in(data_key, i), batch_size)` with `data_key =
+fold_in(key(seed), DATA_STREAM)` (with `bins`, quantized to tokens by `toy2d.quantize`),
+computed under `jax.jit` with the batch sharding, so every process builds the same global
+array (each device only its shard) and the iterator state is just `i`.
 """
 
 from collections.abc import Callable
@@ -15,6 +15,8 @@ import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 
 from flowjax.data.toy2d import quantize, sample_toy
+
+DATA_STREAM = 0x64617461  # "data": folded into the seed's key before the batch index
 
 
 class GeneratedBatches:
@@ -34,7 +36,9 @@ class GeneratedBatches:
         bins: int | None = None,
     ) -> None:
         self.sharding = {"x1": sharding}
-        key = jax.random.key(seed)
+        # a stream of its own: the training step's keys are fold_in(key(seed), step) too, and a
+        # loss whose noise came from the key of its own batch would learn the correlation
+        key = jax.random.fold_in(jax.random.key(seed), DATA_STREAM)
 
         def make(i: jax.Array) -> dict[str, jax.Array]:
             x = sample_toy(distribution, jax.random.fold_in(key, i), batch_size)

@@ -2,16 +2,17 @@
 Flow Matching for Graph Generation"): the family of tokens as one-hot vectors in R^V.
 
 Tokens `x1 [B, *event]` in `[0, V)` are one-hot vectors `[B, *event, V]`; the path is the
-straight line `x_t = t x1 + (1 - t) x0` from Gaussian noise. The network reads `x_t` and gives
-logits of a factorized categorical posterior q(x1 | x_t) per token; its mean
+straight line `x_t = t x1 + (1 - t) x0` from Gaussian noise (or, `source="simplex"`, from the
+uniform Dirichlet: the linear simplex FM that Dirichlet FM compares with). The network reads
+`x_t` and gives logits of a factorized categorical posterior q(x1 | x_t) per token; its mean
 `mu = softmax(logits)` is the x1 prediction, so the velocity is `v = (mu - x_t) / (1 - t)`.
 Trained by the cross-entropy of x1 under q (per token), sampled by the ODE solvers from t = 0
-to `1 - endpoint_eps`, where each token is the argmax of the posterior. Classifier-free
+to `1 - endpoint_eps`, where each token is drawn from the posterior. Classifier-free
 guidance combines the logits (log-probability space).
 """
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,20 @@ from flowjax.contracts import (
 class CatFlowConfig:
     """The `flow` section of a CatFlow run.
 
+    source: "gaussian" (CatFlow: N(0, I) in R^V) or "simplex" (the uniform Dirichlet: the
+      linear-path simplex FM baseline of Dirichlet FM).
     label_dropout: probability of the null class for classifier-free guidance (with labels).
     endpoint_eps: the sampler integrates to t = 1 - endpoint_eps (v is singular at t = 1).
     eval_times: time points (midpoints of a uniform grid) of the held-out cross-entropy.
     """
 
+    source: str = "gaussian"
     label_dropout: float = 0.0
     endpoint_eps: float = 1e-3
     eval_times: int = 8
+
+    def choices(self) -> dict[str, Collection]:
+        return {"source": ("gaussian", "simplex")}
 
     def check(self) -> None:
         if not 0.0 <= self.label_dropout < 1.0:
@@ -73,7 +80,11 @@ class CatFlow:
             raise ValueError("label_dropout needs class labels in the data (model.num_classes)")
         self.config, self.data, self.vocab_size = config, data, data.vocab_size
         self.path = paths.AffinePath(paths.CondOT())
-        self.source = sources.Gaussian(1.0)
+        self.source = (
+            sources.Gaussian(1.0)
+            if config.source == "gaussian"
+            else sources.UniformSimplex(data.vocab_size)
+        )
         shape = (*data.event_shape, data.vocab_size)
         self.network = NetworkSpec(shape, shape, output="logits")
 
@@ -111,7 +122,7 @@ class CatFlow:
 
     def sampler(self, settings: SamplerSettings) -> Sampler:
         """ODE samples of `v = (mu - x) / (1 - t)` from noise to t = 1 - endpoint_eps, then
-        each token the argmax of the posterior there (one call more); labels in `cond["y"]`
+        each token drawn from the posterior there (one call more); labels in `cond["y"]`
         are guided on the logits with scale `settings.guidance`."""
         check_choice(settings.method, self.sampler_methods, "sampler method")
         t1 = 1.0 - self.config.endpoint_eps
@@ -121,7 +132,8 @@ class CatFlow:
         ) -> tuple[Array, solvers.SolveStats]:
             if "y" in cond:
                 field = guidance.guided(field, settings.guidance)
-            x0 = self.source.sample(key, (n, *self.network.input_shape), jnp.float32)
+            k_source, k_draw = jax.random.split(key)
+            x0 = self.source.sample(k_source, (n, *self.network.input_shape), jnp.float32)
             velocity = paths.as_velocity(self.mean(field), self.path, "x1")
             sol = solvers.sample(
                 velocity,
@@ -136,7 +148,7 @@ class CatFlow:
             stats = dataclasses.replace(
                 sol.stats, nfe=sol.stats.nfe + 1, nfe_batch=sol.stats.nfe_batch + 1
             )
-            return jnp.argmax(logits, axis=-1).astype(jnp.int32), stats
+            return jax.random.categorical(k_draw, logits, axis=-1).astype(jnp.int32), stats
 
         return sample
 

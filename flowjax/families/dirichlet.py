@@ -7,7 +7,7 @@ mixture of the conditional velocities, `v = sum_i p_i C(x_i, alpha_t) (e_i - x) 
 Trained by cross-entropy at `x_t ~ Dir(1 + (alpha - 1) e_{x1})`, with `alpha - 1` drawn from
 an exponential law of scale `alpha_scale` as the paper's code does (time `t = (alpha - 1) /
 (alpha_max - 1)`, clipped at 1); sampled by a fixed-step ODE solver from the uniform Dirichlet
-(t = 0) to alpha_max (t = 1), where each token is the argmax of the posterior. Classifier-free
+(t = 0) to alpha_max (t = 1), where each token is drawn from the posterior. Classifier-free
 guidance combines the logits (log-probability space).
 """
 
@@ -116,7 +116,7 @@ class DirichletFM:
 
     def sampler(self, settings: SamplerSettings) -> Sampler:
         """Fixed-step ODE samples from the uniform Dirichlet to alpha_max (`settings.steps`
-        steps of `settings.method`), then each token the argmax of the posterior there (one
+        steps of `settings.method`), then each token drawn from the posterior there (one
         call more); labels in `cond["y"]` are guided on the logits (`settings.guidance`)."""
         check_choice(settings.method, self.sampler_methods, "sampler method")
 
@@ -125,7 +125,8 @@ class DirichletFM:
         ) -> tuple[Array, solvers.SolveStats]:
             if "y" in cond:
                 field = guidance.guided(field, settings.guidance)
-            x0 = self.source.sample(key, (n, *self.network.input_shape), jnp.float32)
+            k_source, k_draw = jax.random.split(key)
+            x0 = self.source.sample(k_source, (n, *self.network.input_shape), jnp.float32)
             sol = solvers.sample(
                 self.velocity(field),
                 params,
@@ -138,7 +139,7 @@ class DirichletFM:
             stats = dataclasses.replace(
                 sol.stats, nfe=sol.stats.nfe + 1, nfe_batch=sol.stats.nfe_batch + 1
             )
-            return jnp.argmax(logits, axis=-1).astype(jnp.int32), stats
+            return jax.random.categorical(k_draw, logits, axis=-1).astype(jnp.int32), stats
 
         return sample
 

@@ -23,7 +23,7 @@ from flowjax._utils import Array, check_domain, pytree_dataclass, static_field
 from flowjax.contracts import PathSample
 
 EDGE = 1e-6  # simplex coordinates are clipped to [EDGE, 1 - EDGE] where C is evaluated
-QUADRATURE = 96  # Gauss-Legendre points of the integral of `velocity_coefficient`
+QUADRATURE = 48  # Gauss-Legendre points of the integral of `velocity_coefficient`
 _nodes, _weights = np.polynomial.legendre.leggauss(QUADRATURE)
 _GAUSS_LEGENDRE = ((_nodes + 1.0) / 2.0, _weights / 2.0)  # on [0, 1]
 
@@ -98,8 +98,16 @@ class DirichletPath:
     def sample_x_t(self, key: Array, x1: Array, t: Array) -> Array:
         """`x_t ~ Dir(1 + (alpha_t - 1) e_{x1})` per token: `[B, *event, K]` for times `[B]`."""
         one_hot = jax.nn.one_hot(x1, self.num_categories)
-        a = self.alpha(t).reshape(t.shape + (1,) * (one_hot.ndim - 1))
-        return jax.random.dirichlet(key, 1.0 + (a - 1.0) * one_hot)
+        a = self.alpha(t).reshape(t.shape + (1,) * (x1.ndim - 1))
+        k_rest, k_x1 = jax.random.split(key)
+        # Dirichlet draws are normalized Gamma draws: Gamma(1) (exponential) for every
+        # category but x1's, Gamma(alpha_t) for that one (one gamma draw per token)
+        g = jnp.where(
+            one_hot > 0,
+            jax.random.gamma(k_x1, jnp.broadcast_to(a, x1.shape))[..., None],
+            jax.random.exponential(k_rest, one_hot.shape),
+        )
+        return g / jnp.sum(g, axis=-1, keepdims=True)
 
     def sample(self, x0: Array, x1: Array, t: Array, key: Array | None = None) -> PathSample:
         """The `flowjax.contracts.Path` form: `x_t` for the tokens `x1` (x0 unused: the path's
