@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--num", type=int, default=60_000)
     p.add_argument("--corrector", type=float, default=1.0)
     p.add_argument(
-        "--sampling-steps", type=lambda s: [int(x) for x in s.split(",")], default=[4, 16, 64, 256]
+        "--sampling-steps", type=lambda s: [int(x) for x in s.split(",")], default=[4, 16, 64]
     )
     args = p.parse_args(argv)
     if args.num % CHUNK:

@@ -63,6 +63,29 @@ class CatFlowConfig:
             raise ValueError(f"eval_times must be at least 1, got {self.eval_times}")
 
 
+def ode_tokens(
+    field: Field,
+    velocity: Field,
+    params: Any,
+    key: Array,
+    source: sources.Source,
+    shape: tuple[int, ...],
+    cond: Mapping[str, Array],
+    *,
+    t1: float = 1.0,
+    **options: Any,
+) -> tuple[Array, solvers.SolveStats]:
+    """Tokens of a family of continuous token states: `x0 ~ source` of `shape` `[n, *event,
+    V]`, the ODE of `velocity` from t = 0 to `t1` (`options` of `solvers.sample`), then each
+    token drawn from the posterior logits `field` at `t1` (one network call more)."""
+    k_source, k_draw = jax.random.split(key)
+    x0 = source.sample(k_source, shape, jnp.float32)
+    sol = solvers.sample(velocity, params, x0, cond=cond, t1=t1, **options)
+    logits = field(params, sol.y, jnp.full(shape[:1], t1), **cond)
+    stats = dataclasses.replace(sol.stats, nfe=sol.stats.nfe + 1, nfe_batch=sol.stats.nfe_batch + 1)
+    return jax.random.categorical(k_draw, logits, axis=-1).astype(jnp.int32), stats
+
+
 class CatFlow:
     """CatFlow on `DataSpec` tokens (see the module docstring)."""
 
@@ -132,23 +155,10 @@ class CatFlow:
         ) -> tuple[Array, solvers.SolveStats]:
             if "y" in cond:
                 field = guidance.guided(field, settings.guidance)
-            k_source, k_draw = jax.random.split(key)
-            x0 = self.source.sample(k_source, (n, *self.network.input_shape), jnp.float32)
             velocity = paths.as_velocity(self.mean(field), self.path, "x1")
-            sol = solvers.sample(
-                velocity,
-                params,
-                x0,
-                cond=cond,
-                t1=t1,
-                method=settings.method,
-                num_steps=settings.steps,
-            )
-            logits = field(params, sol.y, jnp.full((n,), t1), **cond)
-            stats = dataclasses.replace(
-                sol.stats, nfe=sol.stats.nfe + 1, nfe_batch=sol.stats.nfe_batch + 1
-            )
-            return jax.random.categorical(k_draw, logits, axis=-1).astype(jnp.int32), stats
+            options = {"t1": t1, "method": settings.method, "num_steps": settings.steps}
+            shape = (n, *self.network.input_shape)
+            return ode_tokens(field, velocity, params, key, self.source, shape, cond, **options)
 
         return sample
 

@@ -33,6 +33,7 @@ from flowjax.contracts import (
     SamplerSettings,
     TrainContext,
 )
+from flowjax.families.catflow import ode_tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,21 +126,10 @@ class DirichletFM:
         ) -> tuple[Array, solvers.SolveStats]:
             if "y" in cond:
                 field = guidance.guided(field, settings.guidance)
-            k_source, k_draw = jax.random.split(key)
-            x0 = self.source.sample(k_source, (n, *self.network.input_shape), jnp.float32)
-            sol = solvers.sample(
-                self.velocity(field),
-                params,
-                x0,
-                cond=cond,
-                method=settings.method,
-                num_steps=settings.steps,
-            )
-            logits = field(params, sol.y, jnp.ones(n), **cond)
-            stats = dataclasses.replace(
-                sol.stats, nfe=sol.stats.nfe + 1, nfe_batch=sol.stats.nfe_batch + 1
-            )
-            return jax.random.categorical(k_draw, logits, axis=-1).astype(jnp.int32), stats
+            options = {"method": settings.method, "num_steps": settings.steps}
+            shape = (n, *self.network.input_shape)
+            velocity = self.velocity(field)
+            return ode_tokens(field, velocity, params, key, self.source, shape, cond, **options)
 
         return sample
 
