@@ -148,7 +148,7 @@ def figure(results: list[dict], args: argparse.Namespace, p: np.ndarray) -> None
     ax.set_ylabel("total variation to data")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(args.workdir / "checkerboard_dfm.png", dpi=90)
+    fig.savefig(args.workdir / "checkerboard_dfm.png", dpi=70)
     plt.close(fig)
 
 
