@@ -91,7 +91,8 @@ class UniformSimplex:
     def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
         if shape[-1] != self.num_categories:
             raise ValueError(f"the last axis must be the {self.num_categories} categories")
-        return jax.random.dirichlet(key, jnp.ones(self.num_categories), shape[:-1], dtype)
+        e = jax.random.exponential(key, shape, dtype)  # Dir(1) = normalized Exp(1) draws
+        return e / jnp.sum(e, axis=-1, keepdims=True)
 
     def log_prob(self, x: Array) -> Array:
         inside = jnp.all((x >= 0).reshape(x.shape[0], -1), axis=1)

@@ -79,6 +79,8 @@ def test_held_out_cross_entropy_and_bad_configs():
     x0 = simplex.source.sample(jax.random.key(6), (8, 3, V), jnp.float32)
     np.testing.assert_allclose(x0.sum(-1), 1.0, rtol=1e-6)  # the linear simplex FM baseline
     assert float(x0.min()) >= 0.0
+    uniform = simplex.source.sample(jax.random.key(7), (20_000, V), jnp.float32)
+    assert stats.kstest(np.asarray(uniform[:, 0]), stats.beta(1, V - 1).cdf).pvalue > 1e-3
     with pytest.raises(ValueError, match="integer tokens"):
         families.CatFlow(families.CatFlowConfig(), DataSpec((2,)))
     with pytest.raises(ValueError, match="endpoint_eps"):
