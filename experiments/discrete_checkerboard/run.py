@@ -109,8 +109,8 @@ def evaluate(variant: tuple[str, str], args: argparse.Namespace, p: np.ndarray) 
         for steps in tqdm(args.sampling_steps, desc=f"{source} {loss} corrector {corrector:g}"):
             tokens = draw(family, run, steps, args.num, seed=steps)
             rows.append({"corrector": corrector, "steps": steps, **scores(tokens, p)})
-            if steps == 64 and corrector == 0.0:
-                np.save(work / "samples_64.npy", tokens)
+            if steps == max(args.sampling_steps) and corrector == 0.0:
+                np.save(work / f"samples_{steps}.npy", tokens)
     run.checkpointer.close()
     result = {"source": source, "loss": loss, "train_seconds": seconds, "elbo_bits": bits}
     result["rows"] = rows
@@ -128,11 +128,12 @@ def figure(results: list[dict], args: argparse.Namespace, p: np.ndarray) -> None
     axes[0].imshow(p.T, origin="lower", cmap="viridis")
     axes[0].set_title("data (128 x 128 bins)")
     for ax, r in zip(axes[1:], results, strict=False):
-        tokens = np.load(args.workdir / f"{r['source']}_{r['loss']}" / "samples_64.npy")
+        most = max(args.sampling_steps)
+        tokens = np.load(args.workdir / f"{r['source']}_{r['loss']}" / f"samples_{most}.npy")
         counts = np.zeros_like(p)
         np.add.at(counts, (tokens[:, 0], tokens[:, 1]), 1)
         ax.imshow(counts.T, origin="lower", cmap="viridis")
-        ax.set_title(f"{r['source']} source, {SHORT[r['loss']]}, 64 steps", fontsize=8)
+        ax.set_title(f"{r['source']} source, {SHORT[r['loss']]}, {most} steps", fontsize=8)
     for ax in axes[:-1]:
         ax.set_xticks([])
         ax.set_yticks([])
