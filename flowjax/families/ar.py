@@ -32,6 +32,7 @@ from flowjax.contracts import (
     SamplerSettings,
     TrainContext,
 )
+from flowjax.families.tokens import check_token_data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,13 +77,7 @@ class AR:
 
     def __init__(self, config: ARConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
         del mesh
-        if data.is_float or data.vocab_size is None:
-            raise ValueError(
-                f"the autoregressive baseline needs integer tokens with a vocab_size, got "
-                f"{data.dtype} data (vocab_size {data.vocab_size})"
-            )
-        if data.num_classes is None and config.label_dropout:
-            raise ValueError("label_dropout needs class labels in the data (model.num_classes)")
+        check_token_data(data, config.label_dropout, "the autoregressive baseline")
         self.config, self.data = config, data
         self.start = data.vocab_size
         self.source = sources.MaskToken(data.vocab_size)  # samples start as start tokens

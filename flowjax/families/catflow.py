@@ -33,6 +33,7 @@ from flowjax.contracts import (
     SamplerSettings,
     TrainContext,
 )
+from flowjax.families.tokens import check_token_data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,13 +95,7 @@ class CatFlow:
 
     def __init__(self, config: CatFlowConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
         del mesh
-        if data.is_float or data.vocab_size is None:
-            raise ValueError(
-                f"CatFlow needs integer tokens with a vocab_size, got {data.dtype} data "
-                f"(vocab_size {data.vocab_size})"
-            )
-        if data.num_classes is None and config.label_dropout:
-            raise ValueError("label_dropout needs class labels in the data (model.num_classes)")
+        check_token_data(data, config.label_dropout, "CatFlow")
         self.config, self.data, self.vocab_size = config, data, data.vocab_size
         self.path = paths.AffinePath(paths.CondOT())
         self.source = (

@@ -30,6 +30,7 @@ from flowjax.contracts import (
     SamplerSettings,
     TrainContext,
 )
+from flowjax.families.tokens import check_token_data
 
 DFM_SOURCES = ("mask", "uniform")
 
@@ -87,13 +88,7 @@ class DFM:
 
     def __init__(self, config: DFMConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
         del mesh
-        if data.is_float or data.vocab_size is None:
-            raise ValueError(
-                f"discrete flow matching needs integer tokens with a vocab_size, got {data.dtype}"
-                f" data (vocab_size {data.vocab_size})"
-            )
-        if data.num_classes is None and config.label_dropout:
-            raise ValueError("label_dropout needs class labels in the data (model.num_classes)")
+        check_token_data(data, config.label_dropout, "discrete flow matching")
         self.config, self.data = config, data
         self.vocab_size = data.vocab_size
         self.path = paths.MixturePath(kappa(config))

@@ -34,6 +34,7 @@ from flowjax.contracts import (
     TrainContext,
 )
 from flowjax.families.catflow import ode_tokens
+from flowjax.families.tokens import check_token_data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,13 +72,7 @@ class DirichletFM:
 
     def __init__(self, config: DirichletFMConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
         del mesh
-        if data.is_float or data.vocab_size is None or data.vocab_size < 2:
-            raise ValueError(
-                f"Dirichlet FM needs integer tokens with a vocab_size >= 2, got {data.dtype} "
-                f"data (vocab_size {data.vocab_size})"
-            )
-        if data.num_classes is None and config.label_dropout:
-            raise ValueError("label_dropout needs class labels in the data (model.num_classes)")
+        check_token_data(data, config.label_dropout, "Dirichlet FM", min_vocab=2)
         self.config, self.data = config, data
         self.path = paths.DirichletPath(data.vocab_size, config.alpha_max)
         self.source = sources.UniformSimplex(data.vocab_size)
