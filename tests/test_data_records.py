@@ -106,3 +106,66 @@ def test_tfds_array_record_without_tensorflow(tmp_path):
     assert values == [0, 10, 20, 30, 40, 50] and source[0]["image"].shape == (8, 8, 1)
     with pytest.raises(FileNotFoundError, match="no prepared TFDS dataset"):
         records.tfds_source("mnist", tmp_path)
+
+
+def test_text_windows_from_a_zip_with_three_splits_and_every_offset(tmp_path):
+    """text8's form: one file in a .zip, 27 characters, 90/5/5 splits, stride 1 in training."""
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    alphabet = np.array(list(" abcdefghijklmnopqrstuvwxyz"))
+    text = "".join(alphabet[rng.integers(0, 27, 2000)])
+    with zipfile.ZipFile(tmp_path / "text8.zip", "w") as archive:
+        archive.writestr("text8", text)
+    path = tmp_path / "text8.zip"
+    train = records.TextWindows(path, 16, "train", stride=1, fractions=(0.9, 0.95))
+    valid = records.TextWindows(path, 16, "valid", fractions=(0.9, 0.95))
+    test = records.TextWindows(path, 16, "test", fractions=(0.9, 0.95))
+    assert train.vocabulary == " abcdefghijklmnopqrstuvwxyz" and train.vocab_size == 27
+    assert len(train) == 1800 - 16 + 1 and len(valid) == len(test) == 100 // 16
+    assert train.decode(train[7]["tokens"]) == text[7:23]  # every offset
+    assert valid.decode(valid[1]["tokens"]) == text[1816:1832]  # no overlap
+    assert test.decode(test[0]["tokens"]) == text[1900:1916]
+    with pytest.raises(ValueError, match="text split must be one of"):
+        records.TextWindows(path, 16, "valid")  # one fraction: no validation split
+    with pytest.raises(ValueError, match="increasing"):
+        records.TextWindows(path, 16, "train", fractions=(0.95, 0.9))
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as archive:
+        archive.writestr("a", "ab")
+        archive.writestr("b", "cd")
+    with pytest.raises(ValueError, match="holds 2 files"):
+        records.TextWindows(tmp_path / "two.zip", 1)
+
+
+def write_table(folder, name, splits):
+    for split, rows in splits.items():
+        np.savetxt(folder / f"{name}.{split}.data", rows, fmt="%d", delimiter=",")
+
+
+def test_table_reads_debd_files_with_one_vocabulary_for_every_split(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = {s: rng.integers(0, 2, (n, 5)) for s, n in (("train", 30), ("valid", 4), ("test", 6))}
+    rows["test"][0, 0] = 2  # a category seen only in the test split
+    write_table(tmp_path, "toy", rows)
+    table = records.Table(tmp_path, "toy", "train")
+    assert len(table) == 30 and table.tokens.dtype == np.int32
+    np.testing.assert_array_equal(table[3]["tokens"], rows["train"][3])
+    assert table.vocab_size == 3 and table.vocabulary == "012"
+    with pytest.raises(FileNotFoundError, match=r"no other\.train\.data"):
+        records.Table(tmp_path, "other")
+    with pytest.raises(ValueError, match="table split must be one of"):
+        records.Table(tmp_path, "toy", "all")
+    write_table(tmp_path, "ragged", {"train": np.zeros((3, 4)), "test": np.zeros((3, 5))})
+    with pytest.raises(ValueError, match="different numbers of columns"):
+        records.Table(tmp_path, "ragged")
+    write_table(tmp_path, "negative", {"train": -np.ones((2, 2))})
+    with pytest.raises(ValueError, match="negative values"):
+        records.Table(tmp_path, "negative")
+
+
+def test_debd_tables_match_their_provenance(data):
+    folder = data / "debd-binary"
+    shapes = {"nltcs": (3236, 16), "plants": (3482, 69), "dna": (1186, 180)}
+    for name, shape in shapes.items():
+        table = records.Table(folder, name, "test")
+        assert table.tokens.shape == shape and table.vocab_size == 2 and table.vocabulary == "01"

@@ -2,13 +2,14 @@
 
 Each source has `len()` and `source[i] -> dict` of numpy values, as grain's `MapDataset.source`
 takes them: `{"image": uint8 [H, W, C], "label": int}` for images, `{"tokens": int32 [L]}` for
-text. Paths may be local or anything `open` can read.
+text and tables. Paths may be local or anything `open` can read.
 """
 
 import gzip
 import io
 import struct
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -129,38 +130,121 @@ def image_folder(path: str | Path, split: str = "train", cache: bool = False) ->
     return images.decoded() if cache else images
 
 
-TEXT_SPLITS = {"all": (0.0, 1.0), "train": (0.0, 0.9), "test": (0.9, 1.0)}
+def read_text(path: str | Path) -> str:
+    """A text file, or the one file inside a `.zip` archive (e.g. text8's `text8.zip`)."""
+    path = Path(path)
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            if len(names) != 1:
+                raise ValueError(f"{path} holds {len(names)} files; expected one text file")
+            return archive.read(names[0]).decode("utf-8")
+    return path.read_text()
+
+
+def split_bounds(split: str, fractions: tuple[float, ...]) -> tuple[float, float]:
+    """The part `[lo, hi)` of a file that `split` covers, given the increasing `fractions` where
+    the splits end: one fraction f gives train [0, f) and test [f, 1); two, (f, g), give train
+    [0, f), valid [f, g) and test [g, 1) (text8: (0.9, 0.95)); "all" is [0, 1)."""
+    if not (1 <= len(fractions) <= 2 and 0 < fractions[0] <= fractions[-1] < 1):
+        raise ValueError(
+            f"split fractions must be one or two increasing values in (0, 1), got {fractions}"
+        )
+    bounds = {"all": (0.0, 1.0), "train": (0.0, fractions[0]), "test": (fractions[-1], 1.0)}
+    if len(fractions) == 2:
+        bounds["valid"] = fractions
+    if split not in bounds:
+        raise ValueError(f"text split must be one of {sorted(bounds)}, got {split!r}")
+    return bounds[split]
 
 
 class TextWindows:
-    """Characters of a text file as integer tokens, in windows of `length` (stride `length`).
+    """Characters of a text file (or the one file in a `.zip`) as integer tokens, in windows of
+    `length` every `stride` characters (default `length`: no overlap; 1: every offset, as MD4
+    trains on text8).
 
-    `vocabulary` is the sorted set of the whole file's characters; token = its index. `split`:
-    "all" the windows, "train" the first 90% of the file, "test" the last 10%.
+    `vocabulary` is the sorted set of the whole file's characters; token = its index. `split`
+    is a part of the file (`split_bounds`: by default train is the first 90%, test the rest).
     """
 
-    def __init__(self, path: str | Path, length: int, split: str = "all") -> None:
-        if split not in TEXT_SPLITS:
-            raise ValueError(f"text split must be one of {sorted(TEXT_SPLITS)}, got {split!r}")
-        text = Path(path).read_text()
-        self.vocabulary = "".join(sorted(set(text)))
-        lookup = {c: i for i, c in enumerate(self.vocabulary)}
-        lo, hi = (round(f * len(text)) for f in TEXT_SPLITS[split])
-        self.tokens = np.array([lookup[c] for c in text[lo:hi]], np.int32)
-        self.length = length
+    def __init__(
+        self,
+        path: str | Path,
+        length: int,
+        split: str = "all",
+        *,
+        stride: int | None = None,
+        fractions: tuple[float, ...] = (0.9,),
+    ) -> None:
+        lo, hi = split_bounds(split, tuple(fractions))
+        codes = np.frombuffer(read_text(path).encode("utf-32-le"), np.uint32)
+        alphabet = np.unique(codes)
+        self.vocabulary = "".join(map(chr, alphabet))
+        part = codes[round(lo * len(codes)) : round(hi * len(codes))]
+        self.tokens = np.searchsorted(alphabet, part).astype(np.int32)
+        self.length, self.stride = length, stride or length
+        if length < 1 or self.stride < 1:
+            raise ValueError(f"length and stride must be positive, got {length}, {stride}")
         if len(self.tokens) < length:
             raise ValueError(
                 f"{path} ({split}) has {len(self.tokens)} characters, fewer than length {length}"
             )
 
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
     def __len__(self) -> int:
-        return len(self.tokens) // self.length
+        return (len(self.tokens) - self.length) // self.stride + 1
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"tokens": self.tokens[i * self.length : (i + 1) * self.length]}
+        start = i * self.stride
+        return {"tokens": self.tokens[start : start + self.length]}
 
     def decode(self, tokens: np.ndarray) -> str:
         return "".join(self.vocabulary[t] for t in np.asarray(tokens).ravel())
+
+
+TABLE_SPLITS = ("train", "valid", "test")
+DIGITS = "0123456789"
+
+
+class Table:
+    """The rows of a table of categorical variables as integer tokens `[D]`: the file
+    `<path>/<name>.<split>.data` of comma-separated integers in [0, K), one sample per line
+    (the DEBD binary benchmarks' format: NLTCS, Plants, DNA, ...).
+
+    `vocab_size` K is the largest value in the splits present, plus one (at least 2), so that
+    every split of a dataset shares one vocabulary; `vocabulary` writes token k as the digit k
+    (when K <= 10).
+    """
+
+    def __init__(self, path: str | Path, name: str, split: str = "train") -> None:
+        if split not in TABLE_SPLITS:
+            raise ValueError(f"table split must be one of {list(TABLE_SPLITS)}, got {split!r}")
+        files = {s: Path(path) / f"{name}.{s}.data" for s in TABLE_SPLITS}
+        if not files[split].is_file():
+            raise FileNotFoundError(f"no {files[split].name} in {path}")
+        tables = {s: _read_table(f) for s, f in files.items() if f.is_file()}
+        widths = {t.shape[1] for t in tables.values()}
+        if len(widths) != 1:
+            raise ValueError(f"the splits of {name} have different numbers of columns {widths}")
+        self.tokens = tables[split]
+        self.vocab_size = max(2, 1 + max(int(t.max(initial=0)) for t in tables.values()))
+        self.vocabulary = DIGITS[: self.vocab_size] if self.vocab_size <= len(DIGITS) else None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"tokens": self.tokens[i]}
+
+
+def _read_table(path: Path) -> np.ndarray:
+    table = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
+    if table.size and table.min() < 0:
+        raise ValueError(f"{path} has negative values; a table holds categories 0, 1, ...")
+    return table.astype(np.int32)
 
 
 def tfds_source(name: str, data_dir: str | Path, split: str = "train") -> Any:

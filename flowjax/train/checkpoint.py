@@ -120,6 +120,10 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
+    def best_step(self) -> int | None:
+        """The kept step with the best `best_metric` (the newest without one), None if none."""
+        return self._manager.best_step()
+
     def read_meta(self, step: int) -> dict:
         """The "meta" item (config, checksums) of `step` alone."""
         return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[

@@ -35,9 +35,12 @@ class DataConfig:
     kind: "toy2d" (generated on the device from `distribution`; with `bins`, each coordinate
     of [-4, 4) quantized to `bins` integer tokens by `flowjax.data.quantize`), "mnist" (IDX
     files under `path`), "cifar10" (a folder or tarball of `<split>/<class>/<image>` under
-    `path`; `cache` decodes it once into memory), "text" (a text file of characters,
-    `sequence_length` windows), "tfds" (the prepared dataset `name` in the TFDS data dir
-    `path`).
+    `path`; `cache` decodes it once into memory), "text" (a text file of characters, or the
+    one file of a `.zip`: `sequence_length` windows every `stride` characters in training,
+    default `sequence_length`, without overlap on the held-out splits; `split_fractions`
+    where train (and valid) end, `flowjax.data.records.split_bounds`), "table" (the table
+    `name` of categorical columns under `path`, `<name>.<split>.data` as DEBD ships them),
+    "tfds" (the prepared dataset `name` in the TFDS data dir `path`).
     Images become float32 in [-1, 1], with uniform dequantization and optional random
     horizontal flips; `workers` > 0 decodes in that many processes, `prefetch` batches ahead.
     """
@@ -55,6 +58,8 @@ class DataConfig:
     workers: int = 0
     prefetch: int = 2
     sequence_length: int = 128
+    stride: int | None = None
+    split_fractions: tuple[float, ...] = (0.9,)
     bins: int | None = None
 
 

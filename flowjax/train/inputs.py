@@ -19,17 +19,18 @@ from flowjax.data import records
 from flowjax.data.generated import GeneratedBatches
 from flowjax.data.pipeline import GrainBatches, ImageToFloat, Tokens
 from flowjax.data.toy2d import quantize, sample_toy
-from flowjax.train.config import ConfigError, TrainConfig
+from flowjax.train.config import ConfigError, DataConfig, TrainConfig
 from flowjax.train.sharding import batch_sharding
 
 HELD_OUT_IMAGES = 64  # test images for bits/dim
 HELD_OUT_POINTS = 2048  # fresh toy points (at most log.num_samples) for NLL and W2
 
 # data.kind -> the record source of an image dataset split (`{"image": uint8, "label": int}`);
-# "toy2d" is generated on the devices; "text" is a file of characters (`text_source`).
+# "toy2d" is generated on the devices; "text" and "table" are tokens (`token_source`).
 DATA_KINDS = {
     "toy2d": None,
     "text": None,
+    "table": None,
     "mnist": lambda data: records.mnist(data.path, data.split),
     "cifar10": lambda data: records.image_folder(data.path, data.split, cache=data.cache),
     "tfds": lambda data: records.tfds_source(data.name, data.path, data.split),
@@ -53,11 +54,8 @@ def abstract_spec(config: TrainConfig, shape: tuple[int, ...] | None = None) -> 
         return DataSpec(tuple(shape), num_classes=labels)
     if data.kind == "toy2d":
         return _toy_spec(data.bins)
-    if data.kind == "text":
-        vocabulary = text_source(config).vocabulary
-        return DataSpec(
-            (data.sequence_length,), "int32", vocab_size=len(vocabulary), vocabulary=vocabulary
-        )
+    if data.kind in TOKEN_KINDS:
+        return _token_spec(token_source(config))
     image = IMAGE_SHAPES.get(data.name if data.kind == "tfds" else data.kind)
     if image is None:
         raise ConfigError(
@@ -75,15 +73,37 @@ def image_source(config: TrainConfig, split: str | None = None) -> Any:
         raise ConfigError(f"config.data ({data.kind}, split {data.split!r}): {error}") from None
 
 
-def text_source(config: TrainConfig, split: str = "train") -> records.TextWindows:
-    """The character windows of the text file `data.path` (`split`: "train" or "test")."""
+TOKEN_KINDS = ("text", "table")
+
+
+def held_out_split(data: DataConfig) -> str:
+    """The split the loop evaluates token data on: "valid" where there is one (it selects the
+    best checkpoint), else "test"."""
+    return "valid" if data.kind == "table" or len(data.split_fractions) == 2 else "test"
+
+
+def token_source(config: TrainConfig, split: str = "train") -> Any:
+    """The token records `{"tokens": int32 [L]}` of text or table data, `split` of them."""
     data = config.data
     try:
-        return records.TextWindows(data.path, data.sequence_length, split)
+        if data.kind == "table":
+            return records.Table(data.path, data.name, split)
+        return records.TextWindows(
+            data.path,
+            data.sequence_length,
+            split,
+            stride=data.stride if split == "train" else None,  # held out: no overlap
+            fractions=data.split_fractions,
+        )
     except ValueError as error:
-        raise ConfigError(f"config.data (text): {error}") from None
+        raise ConfigError(f"config.data ({data.kind}): {error}") from None
     except OSError as error:
-        raise ConfigError(f"config.data.path = {data.path!r}: {error.strerror}") from None
+        raise ConfigError(f"config.data.path = {data.path!r}: {error.strerror or error}") from None
+
+
+def _token_spec(source: Any) -> DataSpec:
+    shape = np.shape(source[0]["tokens"])
+    return DataSpec(shape, "int32", vocab_size=source.vocab_size, vocabulary=source.vocabulary)
 
 
 def _toy_spec(bins: int | None) -> DataSpec:
@@ -105,12 +125,12 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
             data.distribution, data.batch_size, data.seed, batch_sharding(mesh, 2), data.bins
         )
         return batches, _toy_spec(data.bins)
-    if data.kind == "text":
+    if data.kind in TOKEN_KINDS:
         if labels is not None:
-            raise ConfigError("config.model.num_classes is set but text data has no labels")
-        text = text_source(config)
+            raise ConfigError(f"config.model.num_classes is set but {data.kind} data has no labels")
+        source = token_source(config)
         batches = GrainBatches(
-            text,
+            source,
             batch_size=data.batch_size,
             seed=data.seed,
             sharding={"x1": batch_sharding(mesh, 2)},
@@ -118,13 +138,7 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
             workers=data.workers,
             prefetch=data.prefetch,
         )
-        spec = DataSpec(
-            batches.event_shape,
-            "int32",
-            vocab_size=len(text.vocabulary),
-            vocabulary=text.vocabulary,
-        )
-        return batches, spec
+        return batches, _token_spec(source)
     source = image_source(config)
     if labels is not None and "label" not in source[0]:
         raise ConfigError(f"config.model.num_classes is set but {data.kind} records have no label")
@@ -153,15 +167,16 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
 
 
 def held_out(config: TrainConfig, spec: DataSpec) -> dict[str, np.ndarray]:
-    """Held-out data for the evaluators, raw: fresh toy points, or the first test images
-    (uint8; the training split of a TFDS dataset's `data.split`)."""
+    """Held-out data for the evaluators, raw: fresh toy points, the first windows or rows of
+    token data's `held_out_split`, or the first test images (uint8; the training split of a
+    TFDS dataset's `data.split`)."""
     data = config.data
     if data.kind == "toy2d":
         n = min(config.log.num_samples, HELD_OUT_POINTS)
         x = sample_toy(data.distribution, jax.random.key(-1), n)
         return {"x1": np.asarray(x if data.bins is None else quantize(x, data.bins))}
-    if data.kind == "text":
-        test = text_source(config, "test")
+    if data.kind in TOKEN_KINDS:
+        test = token_source(config, held_out_split(data))
         n = min(config.log.num_samples, len(test))
         return {"x1": np.stack([test[i]["tokens"] for i in range(n)])}
     source = image_source(config, data.split if data.kind == "tfds" else "test")
