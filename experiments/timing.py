@@ -1,7 +1,9 @@
-"""Wall-clock timing shared by the benchmarks (importable without JAX or PyTorch)."""
+"""Wall-clock timing and the host's name, shared by the benchmarks (importable without JAX or
+PyTorch)."""
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -16,3 +18,11 @@ def timed(
         wait(fn())
         out.append(time.perf_counter() - start)
     return out
+
+
+def cpu_model() -> str:
+    """The host's CPU model name (from /proc/cpuinfo; the benchmarks name it beside ratios)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"

@@ -16,19 +16,13 @@ import sys
 from pathlib import Path
 
 from experiments.bench_discrete.workloads import SAMPLING_STEPS, WORKLOADS, make_data
+from experiments.timing import cpu_model
 
 
 def run_side(cmd: list[str]) -> dict:
     print("$", " ".join(cmd), flush=True)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def table(ours: dict, theirs: dict, steps: int) -> str:

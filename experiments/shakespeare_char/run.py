@@ -21,8 +21,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from tqdm import tqdm
 
+from experiments.heldout import mean_scores
+from experiments.timing import cpu_model
 from flowjax.contracts import SamplerSettings
 from flowjax.models import parameter_count
 from flowjax.train import inputs, loop
@@ -30,7 +31,6 @@ from flowjax.train.config import TrainConfig, apply_overrides, load_config
 
 CONFIGS = Path(__file__).parents[2] / "flowjax" / "configs"
 FAMILIES = ("ar", "dfm")
-CHUNK = 256  # validation windows per evaluator call
 # nanoGPT (github.com/karpathy/nanoGPT, README "quick start"): validation loss in nats/char
 NANOGPT = {
     "cpu": (1.88, "4 layers x 128, context 64, batch 12, 2,000 iterations, on a CPU"),
@@ -38,17 +38,12 @@ NANOGPT = {
 }
 
 
-def validation_bits(run: loop.Run, config: TrainConfig, seed: int = 0) -> float:
+def validation_bits(run: loop.Run, config: TrainConfig) -> float:
     """The family's evaluator averaged over every validation window, in bits per character."""
-    windows = inputs.text_source(config, "test")
+    windows = inputs.token_source(config, "test")
     x = np.stack([windows[i]["tokens"] for i in range(len(windows))])
-    (name, evaluate), *_ = run.family.evaluators(SamplerSettings("")).items()
-    score = jax.jit(lambda p, k, x1: evaluate(run.network, p, k, {"x1": x1})[name])
-    total = 0.0
-    for start in tqdm(range(0, len(x), CHUNK), desc=f"validation {config.family}", unit="chunk"):
-        chunk = x[start : start + CHUNK]
-        total += len(chunk) * float(score(run.state.params, jax.random.key(seed + start), chunk))
-    return total / len(x)
+    (bits,) = mean_scores(run, run.state.params, x, desc=f"validation {config.family}").values()
+    return bits
 
 
 def samples(run: loop.Run, config: TrainConfig, n: int) -> list[str]:
@@ -119,13 +114,6 @@ def report(results: dict[str, dict], cpu: str) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> dict:
