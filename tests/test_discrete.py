@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from flowjax import guidance, losses, paths, solvers, sources
 from flowjax._utils import Array
@@ -94,9 +95,7 @@ def test_elbo_is_tight_for_the_true_posterior_of_one_masked_token():
 
     x1 = jnp.repeat(jnp.arange(V), 2000)[:, None]
     path = paths.MixturePath(paths.CondOT())
-    nats = losses.mixture_elbo(
-        field, None, jax.random.key(3), x1, path=path, source=MASK, num_times=64
-    )
+    nats = losses.dfm_elbo(field, None, jax.random.key(3), x1, path=path, source=MASK, num_times=64)
     per_token = np.asarray(nats).reshape(V, -1).mean(axis=1)
     np.testing.assert_allclose(per_token, -np.log(q), rtol=0.05)
     bits = losses.bits_per_token(nats.mean(), (1,))
@@ -119,7 +118,7 @@ def test_elbo_bounds_the_nll_with_a_uniform_source():
         return jnp.log(q * like)
 
     x1 = jax.random.choice(jax.random.key(4), V, (20000, 1), p=q)
-    nats = losses.mixture_elbo(field, None, jax.random.key(5), x1, path=path, source=uniform)
+    nats = losses.dfm_elbo(field, None, jax.random.key(5), x1, path=path, source=uniform)
     entropy = float(-(q * jnp.log(q)).sum())
     assert float(nats.mean()) >= entropy
     assert float(nats.mean()) < entropy + 1.0
@@ -195,7 +194,7 @@ def test_bad_inputs_are_one_line_errors():
             loss="mse",
         )
     with pytest.raises(ValueError, match="num_times"):
-        losses.mixture_elbo(
+        losses.dfm_elbo(
             lambda p, x, t: jnp.zeros((4, 3, V)),
             None,
             jax.random.key(0),
@@ -467,3 +466,96 @@ def test_ctmc_euler_samples_a_metric_path_with_the_exact_posterior():
     np.testing.assert_allclose(freq, q, atol=0.015)
     with pytest.raises(ValueError, match="MetricPath"):
         solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, jump="path")
+
+
+def test_rate_generalized_kl_is_the_mixture_path_closed_form():
+    """On a mixture path the rates' generalized KL (model rate from the posterior, conditional
+    rate lambda_t (delta_{x1} - delta_{x_t})) is `generalized_kl`, for x_t at and off x1."""
+    path = paths.MixturePath(paths.Polynomial(2.0))
+    k1, k2, k3 = jax.random.split(jax.random.key(22), 3)
+    logits = jax.random.normal(k1, (64, 3, V))
+    x1 = jax.random.randint(k2, (64, 3), 0, V)
+    x_t = jnp.where(jax.random.uniform(k3, (64, 3)) < 0.5, x1, (x1 + 1) % V)
+    t = jnp.linspace(0.05, 0.95, 64)
+    model = path.rate(jax.nn.softmax(logits), x_t, t)
+    conditional = path.rate(jax.nn.one_hot(x1, V), x_t, t)
+    np.testing.assert_allclose(
+        losses.rate_generalized_kl(model, conditional, x_t),
+        losses.generalized_kl(logits, x_t, x1, path.jump_coefficient(t)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert float(jnp.abs(losses.rate_generalized_kl(conditional, conditional, x_t)).max()) < 1e-5
+
+
+def _metric_problem():
+    """One token on a metric path between 5 positions on a line, the data law q, and the exact
+    posterior field p(x1 | x_t) = q(x1) p_t(x_t | x1) / Z."""
+    points = jnp.linspace(0.0, 3.0, V)[:, None]
+    path = paths.MetricPath(jnp.abs(points - points.T), c=3.0, a=1.0)
+    q = jnp.array([0.5, 0.05, 0.05, 0.1, 0.3])
+
+    def field(params, x_t, t):
+        like = path.probabilities(jnp.broadcast_to(jnp.arange(V), (x_t.shape[0], V)), t)
+        at = jnp.log(jnp.take_along_axis(like, x_t[:, :, None], -1)[..., 0])[:, None]
+        return jnp.log(q) + at + (0.0 if params is None else params)
+
+    return path, q, field
+
+
+def test_metric_path_elbo_bounds_the_nll_and_is_smallest_for_the_exact_posterior():
+    """The ELBO of a metric path (rate-space generalized KL, uniform source) holds for the exact
+    posterior, E_q[ELBO] >= H(q), and grows when the posterior is perturbed."""
+    path, q, field = _metric_problem()
+    x1 = jax.random.choice(jax.random.key(23), V, (20000, 1), p=q)
+    uniform = sources.UniformTokens(V)
+
+    def elbo(params):
+        nats = losses.dfm_elbo(
+            field, params, jax.random.key(24), x1, path=path, source=uniform, num_times=200
+        )
+        return float(nats.mean()), float(nats.std() / math.sqrt(len(x1)))
+
+    entropy = float(-(q * jnp.log(q)).sum())
+    exact, error = elbo(None)
+    assert exact >= entropy - 3 * error
+    assert exact < entropy + 0.5
+    perturbed, _ = elbo(jnp.array([0.0, 0.5, -0.5, 0.5, 0.0]))
+    assert perturbed > exact + 3 * error
+
+
+def test_dfm_loss_trains_on_a_metric_path_by_its_generalized_kl():
+    """The metric path's generalized-KL loss has finite gradients, and a gradient step on the
+    logit offsets of a wrong posterior lowers it."""
+    path, _, field = _metric_problem()
+    x1 = jax.random.choice(
+        jax.random.key(25), V, (4096, 1), p=jnp.array([0.5, 0.05, 0.05, 0.1, 0.3])
+    )
+    uniform = sources.UniformTokens(V)
+
+    def loss(params):
+        return losses.dfm_loss(
+            field, params, jax.random.key(26), x1, path=path, source=uniform, loss="generalized_kl"
+        )[0]
+
+    wrong = jnp.array([-1.0, 1.0, 1.0, 0.0, -1.0])
+    value, grad = jax.value_and_grad(loss)(wrong)
+    assert np.isfinite(np.asarray(grad)).all() and float(jnp.abs(grad).max()) > 0
+    assert float(loss(wrong - 0.5 * grad / jnp.abs(grad).max())) < float(value)
+
+
+@pytest.mark.parametrize("draw", solvers.DRAWS)
+def test_ctmc_draws_follow_the_posterior_and_never_a_zero_mass(draw):
+    """One step to t = 1 from all masks draws each token from the posterior: its law by a
+    chi-square test at level 1e-3, and no token of zero probability (the first, the last and
+    a middle one are zero; the others span eight orders of magnitude, as near t = 1)."""
+    law = jnp.array([0.0, 0.7, 1e-8, 0.0, 0.3 - 1e-8, 0.0])
+    field = lambda p, x, t: jnp.broadcast_to(jnp.log(law), (*x.shape, 6))  # noqa: E731
+    path, x0 = paths.MixturePath(paths.CondOT()), jnp.full((50_000, 4), 6)
+    sol = solvers.ctmc_euler(field, None, jax.random.key(27), x0, path=path, num_steps=1, draw=draw)
+    counts = np.bincount(np.asarray(sol.y).ravel(), minlength=6)
+    assert counts[[0, 3, 5]].sum() == 0 and counts[2] <= 1
+    observed = [counts[1], counts[2] + counts[4]]
+    assert stats.chisquare(observed, np.array([0.7, 0.3]) * counts.sum()).pvalue > 1e-3
+    with pytest.raises(ValueError, match="draw"):
+        solvers.ctmc_euler(field, None, jax.random.key(0), x0, path=path, draw="exact")

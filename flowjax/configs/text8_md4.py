@@ -3,7 +3,7 @@ and Generalized Masked Diffusion for Discrete Data"; google-deepmind/md4,
 `md4/configs/md4/text8.py`): 27 characters (a-z and space), windows of 256 at every offset of
 the first 90M characters (train), 5M for validation, the last 5M for test (non-overlapping
 windows on the held-out splits); a 12-layer 768-wide transformer (12 heads); a mask source,
-kappa_t = t (MD4's linear schedule: its ELBO is ours, `flowjax.losses.mixture_elbo`), batch
+kappa_t = t (MD4's linear schedule: its ELBO is ours, `flowjax.losses.dfm_elbo`), batch
 512, AdamW lr 3e-4 (2,000 warm-up steps, cosine decay), beta2 0.999, no weight decay, EMA
 0.9999, 1M steps. Published test bounds: MD4 <= 1.37 bits/char, SEDD absorbing <= 1.39, D3PM
 absorbing <= 1.45. The data is not shipped: `text8.zip` (mattmahoney.net/dc/text8.zip) or

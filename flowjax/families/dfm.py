@@ -44,7 +44,7 @@ class DFMConfig:
     source: "mask" (every token starts as the mask, token V) or "uniform" over the vocabulary.
     loss: "cross_entropy" or "generalized_kl" (`flowjax.losses.dfm_loss`).
     label_dropout: probability of the null class for classifier-free guidance (with labels).
-    elbo_times: the time points of the evaluation's ELBO (`flowjax.losses.mixture_elbo`).
+    elbo_times: the time points of the evaluation's ELBO (`flowjax.losses.dfm_elbo`).
     corrector: beta of the sampler's divergence-free corrector (mask source; 0: none).
     """
 
@@ -170,7 +170,7 @@ class DFM:
     def _elbo(self, field: Field, params: Any, key: Array, data: Mapping[str, Array]) -> dict:
         x1 = jnp.asarray(data["x1"], jnp.int32)
         cond = {k: jnp.asarray(v) for k, v in data.items() if k != "x1"}
-        nats = losses.mixture_elbo(
+        nats = losses.dfm_elbo(
             self.posterior(field),
             params,
             key,

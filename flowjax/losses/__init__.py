@@ -1,14 +1,16 @@
 """Training objectives: the conditional FM regression loss, and the discrete FM losses of
-mixture paths (cross-entropy, generalized KL) with their ELBO."""
+mixture and metric paths (cross-entropy, generalized KL) with their ELBO."""
 
 from flowjax.losses.cfm import LOSS_TARGETS, cfm_loss
 from flowjax.losses.discrete import (
     DISCRETE_LOSSES,
     bits_per_token,
+    dfm_elbo,
     dfm_loss,
     generalized_kl,
-    mixture_elbo,
     path_cross_entropy,
+    path_generalized_kl,
+    rate_generalized_kl,
     token_cross_entropy,
 )
 
@@ -17,9 +19,11 @@ __all__ = [
     "LOSS_TARGETS",
     "bits_per_token",
     "cfm_loss",
+    "dfm_elbo",
     "dfm_loss",
     "generalized_kl",
-    "mixture_elbo",
     "path_cross_entropy",
+    "path_generalized_kl",
+    "rate_generalized_kl",
     "token_cross_entropy",
 ]

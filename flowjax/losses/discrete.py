@@ -10,8 +10,9 @@ the conditional rate and the model's (Shaul et al. 2024, eq. for the mixture pat
 with `p = p_{1|t}(. | x_t)` (zero on a mask token beyond the vocabulary). Its integral over
 t in [0, 1], summed over tokens, bounds the negative log-likelihood of x1 under the model's
 CTMC started from the same source (the initial laws agree, so no other term appears): that is
-`mixture_elbo`. With a mask source and kappa_t = t it is the masked-diffusion (MDLM / MD4)
+`dfm_elbo`. With a mask source and kappa_t = t it is the masked-diffusion (MDLM / MD4)
 bound, `int 1/(1 - t) sum_{masked i} -log p(x1^i) dt` for a network that keeps unmasked tokens.
+On other paths (a `MetricPath`) the generalized KL is that of the rates, `rate_generalized_kl`.
 """
 
 import math
@@ -56,6 +57,36 @@ def generalized_kl(logits: Array, x_t: Array, x1: Array, jump: Array) -> Array:
     return expand_time(jump, x1) * (delta - jnp.exp(_log_prob_at(log_p, x_t)) - log_p_x1)
 
 
+def rate_generalized_kl(model_rate: Array, conditional_rate: Array, x_t: Array) -> Array:
+    """Per-token generalized KL `D [B, *event]` between CTMC rates `[B, *event, V]` off the
+    current tokens `x_t [B, *event]` (Shaul et al. 2024, the ELBO's integrand for any path):
+
+        D = sum_{x != x_t} u_theta(x) - u(x) + u(x) log(u(x) / u_theta(x))   >= 0,
+
+    `u` the conditional rate `u_t(. | x_t, x1)`, `u_theta` the model's (0 log 0 = 0). On a
+    mixture path it is `generalized_kl`."""
+    check_same_shape(model_rate, conditional_rate, "model_rate,conditional_rate")
+    u, u_theta = conditional_rate.astype(jnp.float32), model_rate.astype(jnp.float32)
+    off = ~jax.nn.one_hot(x_t, u.shape[-1], dtype=bool)
+    moves = off & (u > 0)  # no log(0) in the value or its gradient
+    log_ratio = jnp.log(jnp.where(moves, u, 1.0)) - jnp.log(jnp.where(moves, u_theta, 1.0))
+    return jnp.sum(jnp.where(off, u_theta - u + jnp.where(moves, u * log_ratio, 0.0), 0.0), -1)
+
+
+def path_generalized_kl(
+    path: MixturePath | MetricPath, logits: Array, x_t: Array, x1: Array, t: Array
+) -> Array:
+    """The generalized KL `[B, *event]` of the posterior `logits [B, *event, V]` at `x_t` for
+    data `x1` at times `t [B]` on `path`: the mixture path's closed form, otherwise the
+    rates' (`rate_generalized_kl` of `path.rate` and `path.conditional_rate`)."""
+    if isinstance(path, MixturePath):
+        return generalized_kl(logits, x_t, x1, path.jump_coefficient(t))
+    _check_logits(logits, x1)
+    posterior = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    model = path.rate(posterior, x_t, t)
+    return rate_generalized_kl(model, path.conditional_rate(x_t, x1, t), x_t)
+
+
 def _posterior_at_path_sample(
     field: Callable[..., Array],
     params: Any,
@@ -92,18 +123,17 @@ def dfm_loss(
     Args:
       field: the posterior field `field(params, x_t, t, **cond) -> logits [B, *event, V]`.
       x1: data tokens `[B, *event]`.
-      path: a `MixturePath` (or a `MetricPath`, with the cross-entropy); source: the x0
-        distribution (`MaskToken`, `UniformTokens`, ...).
+      path: a `MixturePath` or a `MetricPath`; source: the x0 distribution (`MaskToken`,
+        `UniformTokens`, ...; a `MetricPath` starts from the uniform one).
       loss: "cross_entropy" (`-log p_{1|t}(x1 | x_t)`, every token) or "generalized_kl" (the
-        mixture path's, which weighs tokens by the jump rate and is the ELBO's integrand).
+        path's, `path_generalized_kl`, which weighs tokens by their rates and is the ELBO's
+        integrand).
 
     Returns:
       The scalar loss and metrics: `cross_entropy` (nats per token) and `accuracy` (argmax
       of the posterior equals x1) over every token.
     """
     check_choice(loss, DISCRETE_LOSSES, "loss")
-    if loss == "generalized_kl" and not isinstance(path, MixturePath):
-        raise ValueError("loss 'generalized_kl' is the mixture path's: use a MixturePath")
     check_cond(cond, x1)
     k_time, k_path = jax.random.split(key)
     t = (time_sampler or Uniform())(k_time, x1.shape[:1])
@@ -112,7 +142,7 @@ def dfm_loss(
     if loss == "cross_entropy":
         value = jnp.mean(cross_entropy)
     else:
-        value = jnp.mean(generalized_kl(logits, x_t, x1, path.jump_coefficient(t)))
+        value = jnp.mean(path_generalized_kl(path, logits, x_t, x1, t))
     return value, {"cross_entropy": jnp.mean(cross_entropy), "accuracy": jnp.mean(correct)}
 
 
@@ -149,18 +179,20 @@ def path_cross_entropy(
     return {"cross_entropy": jnp.mean(nll), "accuracy": jnp.mean(correct)}
 
 
-def mixture_elbo(
+def dfm_elbo(
     field: Callable[..., Array],
     params: Any,
     key: Array,
     x1: Array,
     *,
-    path: MixturePath,
+    path: MixturePath | MetricPath,
     source: Source,
     num_times: int = 100,
     cond: Mapping[str, Any] | None = None,
 ) -> Array:
-    """The ELBO bound on `-log p_theta(x1)` in nats per sequence `[B]` (`bits_per_token`).
+    """The ELBO bound on `-log p_theta(x1)` in nats per sequence `[B]` (`bits_per_token`): the
+    time integral of the path's generalized KL (`path_generalized_kl`, summed over tokens), the
+    model's CTMC started from the path's source (a `MetricPath`'s: the uniform law).
 
     The time integral is the midpoint rule on `num_times` points `(i + 1/2) / num_times`, one
     path sample (x0, x_t) at each: unbiased in the path samples; in t the error is O(1 /
@@ -176,7 +208,7 @@ def mixture_elbo(
     def at(k: Array, i: Array) -> Array:
         t = jnp.full(x1.shape[:1], (i + 0.5) / num_times)
         x_t, logits = _posterior_at_path_sample(field, params, k, x1, t, path, source, cond)
-        return jnp.sum(generalized_kl(logits, x_t, x1, path.jump_coefficient(t)), axis=axes)
+        return jnp.sum(path_generalized_kl(path, logits, x_t, x1, t), axis=axes)
 
     keys = jax.random.split(key, num_times)
     terms = jax.lax.map(lambda a: at(*a), (keys, jnp.arange(num_times)))

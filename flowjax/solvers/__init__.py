@@ -1,6 +1,6 @@
 """ODE sampling and likelihoods on Diffrax; CTMC sampling of discrete flow matching."""
 
-from flowjax.solvers.ctmc import ctmc_euler
+from flowjax.solvers.ctmc import DRAWS, JUMPS, ctmc_euler
 from flowjax.solvers.fixed import TABLEAUS, exact_stats, fixed_step, rk_step, time_grid
 from flowjax.solvers.likelihood import (
     DIVERGENCES,
@@ -25,7 +25,9 @@ from flowjax.solvers.ode import (
 __all__ = [
     "BATCH_MODES",
     "DIVERGENCES",
+    "DRAWS",
     "FIXED_STEP",
+    "JUMPS",
     "METHODS",
     "OPTIONS",
     "PROBES",

@@ -23,6 +23,7 @@ from flowjax.solvers.fixed import exact_stats, time_grid
 from flowjax.solvers.ode import Solution
 
 JUMPS = ("euler", "path", "confident")
+DRAWS = ("cdf", "gumbel")
 
 
 def _jump_probability(path: MixturePath, jump: str, t: Array, t_next: Array) -> Array:
@@ -39,18 +40,34 @@ def _per_token(a: Array, x: Array) -> Array:
     return a.reshape(a.shape + (1,) * (x.ndim - 1))
 
 
-def _redraw(key: Array, x: Array, probs: Array, probability: Array) -> Array:
+def _categorical(key: Array, weights: Array, draw: str) -> Array:
+    """Indices `[...]` drawn in proportion to `weights [..., V]` (>= 0, not all zero): "cdf",
+    one uniform per draw against the float32 cumulative sum (a zero weight is never drawn;
+    weights below about 1e-7 of the total are lost to rounding, the reason Meta's solver draws
+    in float64), or "gumbel", Gumbel-max on the log-weights (exact for any weight; V uniforms
+    per draw, which dominate a sampling step's time on CPU)."""
+    if draw == "gumbel":
+        return jax.random.categorical(key, jnp.log(weights))
+    cdf = jnp.cumsum(weights.astype(jnp.float32), axis=-1)
+    level = jax.random.uniform(key, weights.shape[:-1]) * cdf[..., -1]
+    index = jnp.sum(cdf <= level[..., None], axis=-1)  # the first i with level < cdf[i]
+    last = weights.shape[-1] - 1 - jnp.argmax(weights[..., ::-1] > 0, axis=-1)
+    return jnp.minimum(index, last)  # level rounded up to the total: the last positive weight
+
+
+def _redraw(key: Array, x: Array, probs: Array, probability: Array, draw: str) -> Array:
     """Tokens `x [B, *event]` redrawn from `probs [B, *event, V]` with `probability [B]`."""
     k_event, k_draw = jax.random.split(key)
     redraw = jax.random.uniform(k_event, x.shape) < _per_token(probability, x)
-    draw = jax.random.categorical(k_draw, jnp.log(probs))
-    return jnp.where(redraw, draw, x).astype(x.dtype)
+    return jnp.where(redraw, _categorical(k_draw, probs, draw), x).astype(x.dtype)
 
 
-def _unmask_confident(key: Array, x: Array, probs: Array, fraction: Array, mask: int) -> Array:
+def _unmask_confident(
+    key: Array, x: Array, probs: Array, fraction: Array, mask: int, draw: str
+) -> Array:
     """Unmask, in each sequence, the `round(fraction * masked)` masked tokens whose draw from
     `probs` is the most probable (MaskGIT's order); other tokens stay as they are."""
-    draw = jax.random.categorical(key, jnp.log(probs)).astype(x.dtype)
+    draw = _categorical(key, probs, draw).astype(x.dtype)
     b = x.shape[0]
     is_mask = (x == mask).reshape(b, -1)
     confidence = jnp.take_along_axis(probs, draw[..., None], -1)[..., 0].reshape(b, -1)
@@ -61,7 +78,7 @@ def _unmask_confident(key: Array, x: Array, probs: Array, fraction: Array, mask:
     return jnp.where(unmask.reshape(x.shape), draw, x)
 
 
-def _move(key: Array, x: Array, forward: Array, back: Array, mask: int) -> Array:
+def _move(key: Array, x: Array, forward: Array, back: Array, mask: int, draw: str) -> Array:
     """One Euler step of a CTMC given, per token, the step's integrated rates `forward [B,
     *event, V]` to each vocabulary value (ignored at the token's own) and `back [B, *event]`
     to the mask: leave with probability `1 - exp(-total)`, land in proportion to the rates."""
@@ -69,7 +86,7 @@ def _move(key: Array, x: Array, forward: Array, back: Array, mask: int) -> Array
     forward = jnp.where(jax.nn.one_hot(x, forward.shape[-1], dtype=bool), 0.0, forward)
     rates = jnp.concatenate([forward, back[..., None]], axis=-1)
     leave = jax.random.uniform(k_event, x.shape) < -jnp.expm1(-rates.sum(-1))
-    target = jax.random.categorical(k_draw, jnp.log(rates))
+    target = _categorical(k_draw, rates, draw)
     target = jnp.where(target == forward.shape[-1], mask, target)
     return jnp.where(leave, target, x).astype(x.dtype)
 
@@ -85,6 +102,7 @@ def ctmc_euler(
     ts: Array | None = None,
     temperature: float = 1.0,
     jump: str = "euler",
+    draw: str = "cdf",
     rate_guidance: float | None = None,
     corrector: float | Callable[[Array], Array] = 0.0,
     mask: int | None = None,
@@ -109,6 +127,10 @@ def ctmc_euler(
         mask source (`mask=`): unmask the expected number of tokens of each sequence, `round(
         (kappa_{t+h} - kappa_t) / (1 - kappa_t) * masked)`, choosing those whose draw is the
         most probable (MaskGIT's order; deterministic given the draws).
+      draw: how a token is drawn from its posterior or rates: "cdf" (one uniform per token
+        against the float32 cumulative sum; never a zero-probability token) or "gumbel"
+        (Gumbel-max on log-probabilities: keeps masses below float32's resolution of the
+        total, at V uniforms per token).
       rate_guidance: classifier-free guidance scale w in *rate* space: the step follows
         `(1 - w) u(. | null) + w u(. | y)` (labels `cond["y"]`, the null class
         `guidance.NULL_LABEL`; one doubled network call per step); for the mixture path that
@@ -128,6 +150,7 @@ def ctmc_euler(
     """
     check_domain("temperature", temperature, 0.0, open_low=True)
     check_choice(jump, JUMPS, "jump")
+    check_choice(draw, DRAWS, "draw")
     beta = corrector if callable(corrector) else lambda t: jnp.full_like(t, corrector)
     if not callable(corrector):
         check_domain("corrector", corrector, 0.0)
@@ -172,15 +195,15 @@ def ctmc_euler(
         if plain and not general:
             probability = _jump_probability(path, jump, t, t_next)
             if jump == "confident":
-                x_next = _unmask_confident(k, x, probs, probability, masked)
+                x_next = _unmask_confident(k, x, probs, probability, masked, draw)
             else:
-                x_next = _redraw(k, x, probs, probability)
+                x_next = _redraw(k, x, probs, probability, draw)
             return x_next, x_next if save_trajectory else None
 
         def moved() -> Array:
             if general:
                 rate = _per_token(t_next - t, x)[..., None] * path.rate(probs, x, t)
-                return _move(k, x, jnp.maximum(rate, 0.0), jnp.zeros(x.shape), masked)
+                return _move(k, x, jnp.maximum(rate, 0.0), jnp.zeros(x.shape), masked, draw)
             # the step's integrated forward rate (-log(1 - probability) = h lambda for Euler)
             probability = _jump_probability(path, jump, t, t_next)
             scale = -jnp.log1p(-jnp.minimum(probability, 1.0 - 1e-7))
@@ -188,10 +211,10 @@ def ctmc_euler(
             remask = b * (t_next - t) * path.d_kappa(t) / path.kappa(t)
             back = jnp.where(x == masked, 0.0, _per_token(remask, x))
             forward = _per_token((1.0 + b) * scale, x)[..., None]
-            return _move(k, x, forward * probs, back, masked)
+            return _move(k, x, forward * probs, back, masked, draw)
 
         def final() -> Array:  # an infinite rate: every token redrawn from the posterior
-            return _redraw(k, x, probs / probs.sum(-1, keepdims=True), jnp.ones_like(t))
+            return _redraw(k, x, probs, jnp.ones_like(t), draw)
 
         x_next = jax.lax.cond(inputs[2] >= 1.0, final, moved)
         return x_next, x_next if save_trajectory else None
