@@ -61,22 +61,23 @@ def velocity_coefficient(x: Array, a: Array, num_categories: int) -> Array:
     sign is a sum of positive terms, without the cancellation of the finite sum
     (`betainc_da`) near the vertex or of the other side near 0. Each side is mapped to
     [0, 1] (`s = x + (1 - x) u` above s*, `s = x v^2` below, which smooths the log) and
-    integrated by `QUADRATURE`-point Gauss-Legendre, the positive factor in log space."""
+    integrated by `QUADRATURE`-point Gauss-Legendre, the positive factor in log space (only
+    the side that applies is evaluated: three transcendental functions per point)."""
     b = num_categories - 1
     x = jnp.clip(jnp.asarray(x, jnp.float32), EDGE, 1.0 - EDGE)[..., None]
     a = jnp.asarray(a, jnp.float32)[..., None]
     u, weights = (jnp.asarray(v, jnp.float32) for v in _GAUSS_LEGENDRE)
     mean_log = digamma(a) - digamma(a + b)  # E[log s] under Beta(a, b)
-    # above s*: C = int_0^1 g(s) (s / x)^(a-1) (1-u)^(b-1) du, s = x + (1 - x) u
-    s = x + (1.0 - x) * u
-    log_above = (a - 1.0) * (jnp.log(s) - jnp.log(x)) + (b - 1.0) * jnp.log1p(-u)
-    above = jnp.sum(weights * (jnp.log(s) - mean_log) * jnp.exp(log_above), axis=-1)
+    above = x >= jnp.exp(mean_log)
+    # above s*: C = int_0^1 g(s) (s / x)^(a-1) (1-u)^(b-1) du, s = x + (1 - x) u;
     # below s*: C = int_0^1 -g(x v^2) 2 v^(2a-1) ((1 - x v^2) / (1 - x))^(b-1) x / (1 - x) dv
-    s = x * u * u
+    s = jnp.where(above, x + (1.0 - x) * u, x * u * u)
+    log_s = jnp.log(s)
+    log_above = (a - 1.0) * (log_s - jnp.log(x)) + (b - 1.0) * jnp.log1p(-u)
     log_below = (2.0 * a - 1.0) * jnp.log(u) + (b - 1.0) * (jnp.log1p(-s) - jnp.log1p(-x))
     log_below += jnp.log(2.0 * x) - jnp.log1p(-x)
-    below = jnp.sum(weights * (mean_log - jnp.log(s)) * jnp.exp(log_below), axis=-1)
-    return jnp.where(x[..., 0] >= jnp.exp(mean_log[..., 0]), above, below)
+    g = jnp.where(above, log_s - mean_log, mean_log - log_s)
+    return jnp.sum(weights * g * jnp.exp(jnp.where(above, log_above, log_below)), axis=-1)
 
 
 @pytree_dataclass
