@@ -1,5 +1,5 @@
-"""Probability paths: schedulers, affine Gaussian paths and parameterization conversions, and
-the mixture paths of discrete flow matching."""
+"""Probability paths: schedulers, affine Gaussian paths and parameterization conversions, the
+mixture paths of discrete flow matching, and geodesic paths on manifolds."""
 
 from flowjax.contracts import PathSample
 from flowjax.paths.affine import PARAMETERIZATIONS, AffinePath, as_velocity
@@ -9,6 +9,7 @@ from flowjax.paths.dirichlet import (
     betainc_integer_b,
     velocity_coefficient,
 )
+from flowjax.paths.geodesic import GeodesicPath
 from flowjax.paths.mixture import MetricPath, MixturePath, carry_unmasked
 from flowjax.paths.noisy import NOISES, BrownianBridge, Constant, NoisyPath
 from flowjax.paths.schedule_change import change_scheduler
@@ -37,6 +38,7 @@ __all__ = [
     "Constant",
     "Cosine",
     "DirichletPath",
+    "GeodesicPath",
     "LinearVP",
     "MetricPath",
     "MixturePath",
