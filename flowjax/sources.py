@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from flowjax._utils import Array, check_domain, pytree_dataclass, static_field
 from flowjax.contracts import DataSpec, Source
+from flowjax.manifolds.base import Manifold
 
 
 def _event_sum(a: Array) -> Array:
@@ -98,6 +99,27 @@ class UniformSimplex:
         inside = jnp.all((x >= 0).reshape(x.shape[0], -1), axis=1)
         vectors = math.prod(x.shape[1:-1])
         return jnp.where(inside, vectors * math.lgamma(self.num_categories), -jnp.inf)
+
+
+@pytree_dataclass
+class ManifoldUniform:
+    """The uniform law of a compact `manifold` (one with `uniform` and `log_volume`) for each
+    point along the last axis: samples `[B, *event, ambient_dim]`, log-density `-log_volume`
+    per point (`-log 4 pi` on S^2, `-d log 2 pi` on T^d)."""
+
+    manifold: Manifold
+
+    def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+        if shape[-1] != self.manifold.ambient_dim:
+            raise ValueError(
+                f"the last axis must be the manifold's {self.manifold.ambient_dim} coordinates, "
+                f"got shape {shape}"
+            )
+        return self.manifold.uniform(key, shape[:-1]).astype(dtype)
+
+    def log_prob(self, x: Array) -> Array:
+        points = math.prod(x.shape[1:-1])
+        return jnp.full(x.shape[:1], -points * self.manifold.log_volume)
 
 
 STANDARD_NORMAL = Gaussian()

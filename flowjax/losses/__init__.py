@@ -1,5 +1,6 @@
 """Training objectives: the conditional FM regression loss, and the discrete FM losses of
-mixture and metric paths (cross-entropy, generalized KL) with their ELBO."""
+mixture and metric paths (cross-entropy, generalized KL) with their ELBO, and the Riemannian
+FM loss in the metric."""
 
 from flowjax.losses.cfm import LOSS_TARGETS, cfm_loss
 from flowjax.losses.discrete import (
@@ -13,6 +14,7 @@ from flowjax.losses.discrete import (
     rate_generalized_kl,
     token_cross_entropy,
 )
+from flowjax.losses.riemannian import rfm_loss
 
 __all__ = [
     "DISCRETE_LOSSES",
@@ -25,5 +27,6 @@ __all__ = [
     "path_cross_entropy",
     "path_generalized_kl",
     "rate_generalized_kl",
+    "rfm_loss",
     "token_cross_entropy",
 ]

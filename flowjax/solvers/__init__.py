@@ -21,6 +21,7 @@ from flowjax.solvers.ode import (
     integrate,
     sample,
 )
+from flowjax.solvers.projected import STEPS, manifold_sample
 
 __all__ = [
     "BATCH_MODES",
@@ -32,6 +33,7 @@ __all__ = [
     "OPTIONS",
     "PROBES",
     "RK4",
+    "STEPS",
     "TABLEAUS",
     "Solution",
     "SolveStats",
@@ -43,6 +45,7 @@ __all__ = [
     "hutchinson_divergence",
     "integrate",
     "log_likelihood",
+    "manifold_sample",
     "rk_step",
     "sample",
     "time_grid",
