@@ -122,6 +122,25 @@ class ManifoldUniform:
         return jnp.full(x.shape[:1], -points * self.manifold.log_volume)
 
 
+@pytree_dataclass
+class WrappedNormal:
+    """`exp_mean(v)` on `manifold` for each point along the last axis, v ~ N(0, scale^2 I) in
+    the tangent space at `mean` (`[ambient_dim]`, a point of the manifold): samples `[B,
+    *event, ambient_dim]`; log-density by `manifold.log_wrapped_normal`, summed per sample."""
+
+    manifold: Manifold
+    mean: Array
+    scale: float = 1.0
+
+    def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+        mean = jnp.broadcast_to(jnp.asarray(self.mean, dtype), shape)
+        v = self.manifold.proju(mean, self.scale * jax.random.normal(key, shape, dtype))
+        return self.manifold.expmap(mean, v)
+
+    def log_prob(self, x: Array) -> Array:
+        return _event_sum(self.manifold.log_wrapped_normal(self.mean, self.scale, x)[..., None])
+
+
 STANDARD_NORMAL = Gaussian()
 
 

@@ -7,6 +7,7 @@ at a point have the same shape. Every method broadcasts over the leading axes:
     expmap(x, u) -> y        logmap(x, y) -> u       dist(x, y) -> [...]
     projx(x) -> x            proju(x, u) -> u        inner(x, u, v) -> [...]
     uniform(key, shape) -> [*shape, D] and log_volume (compact manifolds)
+    log_wrapped_normal(mean, scale, x) -> [...]  (exp_mean of a tangent Gaussian)
 
 Formulas with a removable singularity (a zero tangent vector, coincident points) are written
 so that values, gradients and `jax.jvp` stay finite there.

@@ -1,5 +1,7 @@
 """Euclidean space R^d as a manifold: straight lines, the flat metric."""
 
+import math
+
 import jax.numpy as jnp
 
 from flowjax._utils import Array, pytree_dataclass, static_field
@@ -38,3 +40,8 @@ class Euclidean:
     def inner(self, x: Array, u: Array, v: Array) -> Array:
         del x
         return jnp.sum(u * v, axis=-1)
+
+    def log_wrapped_normal(self, mean: Array, scale: Array | float, x: Array) -> Array:
+        """`[...]` log-density of N(mean, scale^2 I) at x."""
+        z = (x - mean) / scale
+        return jnp.sum(-0.5 * z * z - jnp.log(scale * math.sqrt(2 * math.pi)), axis=-1)

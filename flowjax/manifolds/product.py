@@ -56,6 +56,13 @@ class Product:
     def dist(self, x: Array, y: Array) -> Array:
         return safe_norm(jnp.stack(self._each("dist", x, y), axis=-1))
 
+    def log_wrapped_normal(self, mean: Array, scale: Array | float, x: Array) -> Array:
+        """The factors' wrapped normals at their parts of mean and x, independent."""
+        return sum(
+            m.log_wrapped_normal(a, scale, b)
+            for m, a, b in zip(self.factors, self.split(mean), self.split(x), strict=True)
+        )
+
     def uniform(self, key: Array, shape: tuple[int, ...]) -> Array:
         keys = jax.random.split(key, len(self.factors))
         return jnp.concatenate(

@@ -15,6 +15,7 @@ from flowjax._utils import Array, pytree_dataclass, static_field
 from flowjax.manifolds.base import safe_norm
 
 SMALL = 1e-6  # below this sine the series of theta / sin(theta) (or the antipode) is used
+WRAPS = 3  # preimages of the exponential map summed by `log_wrapped_normal`, on each side
 
 
 def _sinc(n: Array) -> Array:
@@ -81,3 +82,17 @@ class Sphere:
         """log of the area 2 pi^((d+1)/2) / Gamma((d+1)/2)."""
         k = (self.d + 1) / 2.0
         return math.log(2.0) + k * math.log(math.pi) - math.lgamma(k)
+
+    def log_wrapped_normal(self, mean: Array, scale: Array | float, x: Array) -> Array:
+        """`[...]` log-density (area measure) at `x` of `exp_mean(v)`, v ~ N(0, scale^2 I_d) in
+        the tangent space at `mean`: the Gaussian at every preimage of x on the great circle
+        through mean and x (radii r + 2 pi k and 2 pi k - r, `WRAPS` of each), divided by the
+        exponential map's Jacobian `(sin rho / rho)^(d - 1)`."""
+        r = self.dist(mean, x)[..., None]
+        k = jnp.arange(WRAPS, dtype=r.dtype)
+        rho = jnp.concatenate([r + 2 * jnp.pi * k, 2 * jnp.pi * (k + 1) - r], axis=-1)
+        sine = jnp.maximum(jnp.abs(jnp.sin(r)), 1e-12)
+        log_jacobian = (self.d - 1) * (jnp.log(jnp.where(rho > 0, rho, 1.0)) - jnp.log(sine))
+        log_jacobian = jnp.where(rho > 0, log_jacobian, 0.0)  # rho = 0: the identity
+        log_gauss = -0.5 * (rho / scale) ** 2 - self.d * jnp.log(scale * math.sqrt(2 * math.pi))
+        return jax.nn.logsumexp(log_gauss + log_jacobian, axis=-1)

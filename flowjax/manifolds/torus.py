@@ -9,6 +9,7 @@ from flowjax._utils import Array, pytree_dataclass, static_field
 from flowjax.manifolds.base import safe_norm
 
 TAU = 2.0 * math.pi
+WRAPS = 3  # windings summed each way by `log_wrapped_normal`
 
 
 def wrap(a: Array) -> Array:
@@ -57,3 +58,10 @@ class FlatTorus:
     @property
     def log_volume(self) -> float:
         return self.d * math.log(TAU)
+
+    def log_wrapped_normal(self, mean: Array, scale: Array | float, x: Array) -> Array:
+        """`[...]` log-density at `x` of `mean + v` (mod 2 pi), v ~ N(0, scale^2 I_d): per angle
+        the Gaussian summed over the windings `2 pi k`, |k| <= `WRAPS`."""
+        delta = self.logmap(mean, x)[..., None] + TAU * jnp.arange(-WRAPS, WRAPS + 1)
+        log_gauss = -0.5 * (delta / scale) ** 2 - jnp.log(scale * math.sqrt(2 * math.pi))
+        return jnp.sum(jax.nn.logsumexp(log_gauss, axis=-1), axis=-1)
