@@ -92,3 +92,13 @@ def test_import_sets_the_flags_before_jax_starts():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.split() == expected
+
+
+def test_readme_manifold_block_runs():
+    namespace = _run_readme_block("## Manifolds")
+    sol, x1 = namespace["sol"], namespace["x1"]
+    assert sol.y.shape == x1.shape == (256, 3) and int(sol.stats.nfe_batch) == 80
+    assert jnp.allclose(jnp.linalg.norm(sol.y, axis=-1), 1.0, atol=1e-5)
+    # a rotation keeps the uniform density
+    assert jnp.allclose(namespace["logp"], -jnp.log(4 * jnp.pi), atol=1e-4)
+    assert bool(jnp.isfinite(namespace["loss"]))

@@ -129,7 +129,9 @@ def test_wrapped_normal_density_integrates_to_one_and_matches_its_samples(manifo
     source = sources.WrappedNormal(manifold, mean, scale)
     u = manifold.uniform(jax.random.key(9), (400_000,))
     weight = jnp.exp(source.log_prob(u[:, None]) + manifold.log_volume)
-    assert float(weight.mean()) == pytest.approx(1.0, abs=0.005)  # one winding: 0.993 on S^2, scale 2
+    assert float(weight.mean()) == pytest.approx(
+        1.0, abs=0.005
+    )  # one winding: 0.993 on S^2, scale 2
     x = source.sample(jax.random.key(10), (400_000, manifold.ambient_dim))
     np.testing.assert_allclose(manifold.projx(x), x, atol=1e-5)
     by_samples = jnp.cos(manifold.dist(mean, x)).mean()
