@@ -66,6 +66,8 @@ class DataSpec:
     vocab_size: tokens take values in `[0, vocab_size)`, or None.
     vocabulary: the text of each token (character-level text: token i is `vocabulary[i]`),
       for writing samples as text; None for other data.
+    manifold: the points along the last axis lie on a manifold (`flowjax.manifolds.by_name`:
+      "sphere", S^(D-1) in R^D; "torus", T^D of angles), or None for Euclidean data.
     """
 
     event_shape: tuple[int, ...]
@@ -74,6 +76,7 @@ class DataSpec:
     bits: int | None = None
     vocab_size: int | None = None
     vocabulary: str | None = None
+    manifold: str | None = None
 
     @property
     def is_float(self) -> bool:

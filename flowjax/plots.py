@@ -55,3 +55,32 @@ def scatter_png(samples: np.ndarray, path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def manifold_png(samples: np.ndarray, manifold: str, path: Path, title: str) -> None:
+    """Points of S^2 (`[N, 3]`) as longitude / latitude in degrees (an equirectangular map),
+    or angles of a torus (`[N, D]`) as the pairs (0, 1), (2, 3), ... side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if manifold == "sphere" and samples.shape[-1] == 3:
+        lon = np.degrees(np.arctan2(samples[:, 1], samples[:, 0]))
+        lat = np.degrees(np.arcsin(np.clip(samples[:, 2], -1.0, 1.0)))
+        pairs, limits = [(lon, lat)], ((-180, 180), (-90, 90))
+        labels = ("longitude", "latitude")
+    else:
+        d = samples.shape[-1]
+        pairs = [(samples[:, i], samples[:, (i + 1) % d]) for i in range(0, d - d % 2 or 1, 2)]
+        limits, labels = ((0, 2 * np.pi), (0, 2 * np.pi)), ("angle i", "angle i + 1")
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.2), squeeze=False)
+    for ax, (a, b) in zip(axes[0], pairs, strict=True):
+        ax.scatter(a, b, s=1.0, alpha=0.5, rasterized=True)
+        ax.set_xlim(*limits[0]), ax.set_ylim(*limits[1])
+        ax.set_xlabel(labels[0]), ax.set_ylabel(labels[1])
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import contracts, families, matchers, paths, solvers, sources
+from flowjax import contracts, families, manifolds, matchers, paths, solvers, sources
 from flowjax.contracts import DataSpec, SamplerSettings
 
 # Data a family or source may be built for; each is tried, those it refuses are skipped.
@@ -19,6 +19,8 @@ DATA = {
     "vectors": DataSpec((3,)),
     "labelled-images": DataSpec((4, 4, 1), num_classes=3, bits=8),
     "tokens": DataSpec((3,), dtype="int32", vocab_size=3),
+    "sphere-points": DataSpec((3,), manifold="sphere"),
+    "torus-points": DataSpec((2,), manifold="torus"),
 }
 
 
@@ -201,6 +203,8 @@ def _data(spec: DataSpec, key, n: int, raw: bool) -> dict:
     elif spec.bits is not None:
         levels = jax.random.randint(kx, shape, 0, 2**spec.bits)
         x = levels.astype(jnp.uint8) if raw else levels / 2 ** (spec.bits - 1) - 1.0
+    elif spec.manifold is not None:
+        x = manifolds.by_name(spec.manifold, spec.event_shape[-1]).uniform(kx, shape[:-1])
     else:
         x = jax.random.normal(kx, shape)
     out = {"x1": x}

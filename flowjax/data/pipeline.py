@@ -43,6 +43,13 @@ class Tokens(grain.transforms.Map):
         return {"x1": np.asarray(record["tokens"], np.int32)}
 
 
+class Points(grain.transforms.Map):
+    """`{"x": float32 [D]}` -> `{"x1": float32 [D]}` (points of a manifold)."""
+
+    def map(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {"x1": np.asarray(record["x"], np.float32)}
+
+
 def _apply(dataset: grain.MapDataset, transform: Any) -> grain.MapDataset:
     if isinstance(transform, grain.transforms.RandomMap):
         return dataset.random_map(transform)

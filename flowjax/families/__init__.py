@@ -12,6 +12,7 @@ from flowjax.families.catflow import CatFlow, CatFlowConfig
 from flowjax.families.cfm import CFM, CFMConfig
 from flowjax.families.dfm import DFM, DFMConfig
 from flowjax.families.dirichlet import DirichletFM, DirichletFMConfig
+from flowjax.families.rfm import RFM, RFMConfig
 
 FAMILIES: dict[str, type] = {
     "cfm": CFM,
@@ -19,6 +20,7 @@ FAMILIES: dict[str, type] = {
     "catflow": CatFlow,
     "dirichlet": DirichletFM,
     "ar": AR,
+    "rfm": RFM,
 }
 
 
@@ -42,6 +44,7 @@ __all__ = [
     "CFM",
     "DFM",
     "FAMILIES",
+    "RFM",
     "ARConfig",
     "CFMConfig",
     "CatFlow",
@@ -49,5 +52,6 @@ __all__ = [
     "DFMConfig",
     "DirichletFM",
     "DirichletFMConfig",
+    "RFMConfig",
     "get",
 ]

@@ -15,9 +15,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from flowjax.contracts import DataSpec
-from flowjax.data import records
+from flowjax.data import manifold_records, records
 from flowjax.data.generated import GeneratedBatches
-from flowjax.data.pipeline import GrainBatches, ImageToFloat, Tokens
+from flowjax.data.pipeline import GrainBatches, ImageToFloat, Points, Tokens
 from flowjax.data.toy2d import quantize, sample_toy
 from flowjax.train.config import ConfigError, DataConfig, TrainConfig
 from flowjax.train.sharding import batch_sharding
@@ -26,11 +26,14 @@ HELD_OUT_IMAGES = 64  # test images for bits/dim
 HELD_OUT_POINTS = 2048  # fresh toy points (at most log.num_samples) for NLL and W2
 
 # data.kind -> the record source of an image dataset split (`{"image": uint8, "label": int}`);
-# "toy2d" is generated on the devices; "text" and "table" are tokens (`token_source`).
+# "toy2d" is generated on the devices; "text" and "table" are tokens (`token_source`);
+# "earth" and "torsions" are points of a manifold (`point_source`).
 DATA_KINDS = {
     "toy2d": None,
     "text": None,
     "table": None,
+    "earth": None,
+    "torsions": None,
     "mnist": lambda data: records.mnist(data.path, data.split),
     "cifar10": lambda data: records.image_folder(data.path, data.split, cache=data.cache),
     "tfds": lambda data: records.tfds_source(data.name, data.path, data.split),
@@ -56,6 +59,8 @@ def abstract_spec(config: TrainConfig, shape: tuple[int, ...] | None = None) -> 
         return _toy_spec(data.bins)
     if data.kind in TOKEN_KINDS:
         return _token_spec(token_source(config))
+    if data.kind in POINT_KINDS:
+        return _point_spec(data)
     image = IMAGE_SHAPES.get(data.name if data.kind == "tfds" else data.kind)
     if image is None:
         raise ConfigError(
@@ -101,6 +106,32 @@ def token_source(config: TrainConfig, split: str = "train") -> Any:
         raise ConfigError(f"config.data.path = {data.path!r}: {error.strerror or error}") from None
 
 
+# data.kind -> (the manifold its points lie on, the reader of `data.path`)
+POINT_KINDS = {
+    "earth": ("sphere", manifold_records.earth_events),
+    "torsions": ("torus", manifold_records.torsion_angles),
+}
+
+
+def point_source(config: TrainConfig, split: str = "train") -> manifold_records.ManifoldPoints:
+    """The records `{"x": float32 [D]}` of `split` of point data, split by `data.seed`."""
+    data = config.data
+    try:
+        points = POINT_KINDS[data.kind][1](data.path)
+    except ValueError as error:
+        raise ConfigError(f"config.data ({data.kind}): {error}") from None
+    except OSError as error:
+        raise ConfigError(f"config.data.path = {data.path!r}: {error.strerror or error}") from None
+    return manifold_records.ManifoldPoints(points, split, data.seed)
+
+
+def _point_spec(data: DataConfig) -> DataSpec:
+    manifold = POINT_KINDS[data.kind][0]
+    return DataSpec(
+        (3,) if manifold == "sphere" else (manifold_records.TORSIONS,), manifold=manifold
+    )
+
+
 def _token_spec(source: Any) -> DataSpec:
     shape = np.shape(source[0]["tokens"])
     return DataSpec(shape, "int32", vocab_size=source.vocab_size, vocabulary=source.vocabulary)
@@ -125,6 +156,19 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
             data.distribution, data.batch_size, data.seed, batch_sharding(mesh, 2), data.bins
         )
         return batches, _toy_spec(data.bins)
+    if data.kind in POINT_KINDS:
+        if labels is not None:
+            raise ConfigError(f"config.model.num_classes is set but {data.kind} data has no labels")
+        batches = GrainBatches(
+            point_source(config),
+            batch_size=data.batch_size,
+            seed=data.seed,
+            sharding={"x1": batch_sharding(mesh, 2)},
+            transform=Points(),
+            workers=data.workers,
+            prefetch=data.prefetch,
+        )
+        return batches, _point_spec(data)
     if data.kind in TOKEN_KINDS:
         if labels is not None:
             raise ConfigError(f"config.model.num_classes is set but {data.kind} data has no labels")
@@ -167,14 +211,17 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
 
 
 def held_out(config: TrainConfig, spec: DataSpec) -> dict[str, np.ndarray]:
-    """Held-out data for the evaluators, raw: fresh toy points, the first windows or rows of
-    token data's `held_out_split`, or the first test images (uint8; the training split of a
-    TFDS dataset's `data.split`)."""
+    """Held-out data for the evaluators, raw: fresh toy points, the validation split of point
+    data, the first windows or rows of token data's `held_out_split`, or the first test images
+    (uint8; the training split of a TFDS dataset's `data.split`)."""
     data = config.data
     if data.kind == "toy2d":
         n = min(config.log.num_samples, HELD_OUT_POINTS)
         x = sample_toy(data.distribution, jax.random.key(-1), n)
         return {"x1": np.asarray(x if data.bins is None else quantize(x, data.bins))}
+    if data.kind in POINT_KINDS:
+        valid = point_source(config, "valid")
+        return {"x1": valid.points[: config.log.num_samples]}
     if data.kind in TOKEN_KINDS:
         test = token_source(config, held_out_split(data))
         n = min(config.log.num_samples, len(test))

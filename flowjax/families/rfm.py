@@ -1,0 +1,158 @@
+"""Riemannian flow matching (Chen & Lipman 2024) on the manifold the data names (`DataSpec.
+manifold`: a sphere or a flat torus): geodesic paths from the uniform law (or a wrapped
+normal), the loss in the metric, projected fixed-step sampling and likelihoods with the exact
+divergence of the tangent field under the source's density.
+
+The network reads the point's features, the ambient coordinates on a sphere and `(cos, sin)`
+of each angle on a torus (the torus embedded as a product of circles, a periodic input:
+`[*event, 2]`), and gives a vector in the same coordinates, made tangent at the point (on a
+circle: its component along `(-sin, cos)` is the angle's velocity).
+"""
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from flowjax import losses, manifolds, paths, plots, solvers, sources
+from flowjax._utils import Array, check_choice
+from flowjax.contracts import (
+    DataSpec,
+    Evaluator,
+    Field,
+    NetworkSpec,
+    SampleMetric,
+    Sampler,
+    SamplerSettings,
+    TrainContext,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RFMConfig:
+    """The `flow` section of a Riemannian FM run.
+
+    source: "uniform" (the manifold's uniform law) or "wrapped_normal" (at the first point of
+      the manifold's coordinates with `source_scale`; a torus' origin, a sphere's x axis).
+    scheduler: kappa_t of the geodesic path (`flowjax.paths.SCHEDULERS`).
+    nll_rtol: tolerance of the adaptive (dopri5) solve of the held-out likelihood.
+    """
+
+    source: str = "uniform"
+    source_scale: float = 1.0
+    scheduler: str = "condot"
+    nll_rtol: float = 1e-5
+
+    def choices(self) -> dict[str, Collection]:
+        return {"source": ("uniform", "wrapped_normal"), "scheduler": ("condot", "cosine")}
+
+    def check(self) -> None:
+        if self.source_scale <= 0:
+            raise ValueError(f"source_scale must be positive, got {self.source_scale}")
+        if not 0 < self.nll_rtol < 1:
+            raise ValueError(f"nll_rtol must be in (0, 1), got {self.nll_rtol}")
+
+
+def features(manifold_name: str, x: Array) -> Array:
+    """The network's input for points `x [..., D]`: x on a sphere, `(cos x, sin x)` `[..., D,
+    2]` on a torus."""
+    return jnp.stack([jnp.cos(x), jnp.sin(x)], -1) if manifold_name == "torus" else x
+
+
+class RFM:
+    """Riemannian FM on `DataSpec` points of a named manifold (the module docstring)."""
+
+    Config = RFMConfig
+    sampler_methods = ("rk4", "euler", "midpoint", "geodesic")
+
+    def __init__(self, config: RFMConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
+        del mesh
+        if data.manifold is None or not data.is_float or data.num_classes is not None:
+            raise ValueError(f"Riemannian FM needs unlabelled points of a manifold, got {data}")
+        self.config, self.data = config, data
+        self.manifold = manifolds.by_name(data.manifold, data.event_shape[-1])
+        if config.source == "uniform":
+            self.source = sources.ManifoldUniform(self.manifold)
+        else:
+            origin = jnp.eye(data.event_shape[-1])[0] if data.manifold == "sphere" else 0.0
+            mean = jnp.broadcast_to(origin, data.event_shape[-1:])
+            self.source = sources.WrappedNormal(self.manifold, mean, config.source_scale)
+        self.path = paths.GeodesicPath(self.manifold, paths.SCHEDULERS[config.scheduler]())
+        shape = (*data.event_shape, 2) if data.manifold == "torus" else data.event_shape
+        self.network = NetworkSpec(shape, shape)
+
+    def velocity(self, field: Field) -> Field:
+        """The network as a tangent velocity field on the manifold's points."""
+
+        def v(params: Any, x: Array, t: Array, **cond: Any) -> Array:
+            out = field(params, features(self.data.manifold, x), t, **cond)
+            if self.data.manifold == "torus":  # the circles' tangents (-sin, cos)
+                return jnp.sum(out * jnp.stack([-jnp.sin(x), jnp.cos(x)], -1), axis=-1)
+            return out
+
+        return manifolds.tangent_field(v, self.manifold)
+
+    def loss(
+        self,
+        field: Field,
+        params: Any,
+        key: Array,
+        batch: Mapping[str, Array],
+        context: TrainContext | None = None,
+    ) -> tuple[Array, dict[str, Array]]:
+        """The RFM loss (`losses.rfm_loss`) on the batch's points."""
+        del context
+        x1 = self.manifold.projx(batch["x1"].astype(jnp.float32))
+        v = self.velocity(field)
+        loss, aux = losses.rfm_loss(v, params, key, x1, path=self.path, source=self.source)
+        return loss, {"loss": loss, **aux}
+
+    def sampler(self, settings: SamplerSettings) -> Sampler:
+        """`settings.steps` projected Runge-Kutta steps (`solvers.manifold_sample`) of the
+        method, or geodesic Euler steps ("geodesic"), from the source at t = 0."""
+        check_choice(settings.method, self.sampler_methods, "sampler method")
+        geodesic = settings.method == "geodesic"
+
+        def sample(
+            field: Field, params: Any, key: Array, n: int, cond: Mapping[str, Array]
+        ) -> tuple[Array, solvers.SolveStats]:
+            x0 = self.source.sample(key, (n, *self.data.event_shape), jnp.float32)
+            sol = solvers.manifold_sample(
+                self.velocity(field),
+                params,
+                x0,
+                manifold=self.manifold,
+                method="euler" if geodesic else settings.method,
+                step="geodesic" if geodesic else "project",
+                num_steps=settings.steps,
+                cond=cond,
+            )
+            return sol.y, sol.stats
+
+        return sample
+
+    def evaluators(self, settings: SamplerSettings) -> dict[str, Evaluator]:
+        """The held-out negative log-likelihood (nats per point) by the exact divergence of the
+        tangent field, an adaptive solve at `nll_rtol`."""
+        del settings
+        return {"nll": self._nll}
+
+    def _nll(self, field: Field, params: Any, key: Array, data: Mapping[str, Array]) -> dict:
+        del key
+        x1 = self.manifold.projx(jnp.asarray(data["x1"], jnp.float32))
+        rtol = self.config.nll_rtol
+        logp, sol = solvers.log_likelihood(
+            self.velocity(field), params, x1, source=self.source, rtol=rtol, atol=rtol
+        )
+        return {"nll": -jnp.mean(logp), "nll_nfe": sol.stats.nfe_batch}
+
+    def sample_metrics(self) -> dict[str, SampleMetric]:
+        return {}
+
+    def render(self, samples: np.ndarray, path: Path, title: str) -> None:
+        """A map of S^2 samples, or the angle pairs of torus samples (`plots.manifold_png`)."""
+        plots.manifold_png(samples, self.data.manifold, path, title)
