@@ -1,5 +1,6 @@
-"""Held-out scoring shared by the token experiments: a trained family's evaluators (exact NLL,
-ELBO, ...) averaged over every record of a split, in chunks, with a progress bar."""
+"""Held-out scoring shared by the experiments: a finished run's best checkpoint, and a trained
+family's evaluators (exact NLL, ELBO, ...) averaged over every record of a split, in chunks,
+with a progress bar."""
 
 from typing import Any
 
@@ -9,6 +10,7 @@ from tqdm import tqdm
 
 from flowjax.contracts import SamplerSettings
 from flowjax.train import loop
+from flowjax.train.config import TrainConfig
 
 CHUNK = 256  # records per evaluator call
 
@@ -16,7 +18,7 @@ CHUNK = 256  # records per evaluator call
 def mean_scores(
     run: loop.Run, params: Any, x: np.ndarray, *, seed: int = 0, desc: str = "held out"
 ) -> dict[str, float]:
-    """Every evaluator of `run.family` on the tokens `x [N, *event]`, averaged over the N
+    """Every evaluator of `run.family` on the records `x [N, *event]`, averaged over the N
     records (each chunk weighted by its size)."""
     evaluators = run.family.evaluators(SamplerSettings(""))
 
@@ -33,3 +35,15 @@ def mean_scores(
         for name, value in score(params, jax.random.key(seed + start), chunk).items():
             totals[name] = totals.get(name, 0.0) + len(chunk) * float(value)
     return {name: total / len(x) for name, total in totals.items()}
+
+
+def best_checkpoint(config: TrainConfig, workdir: Any) -> tuple[loop.Run, Any, int]:
+    """The run in `workdir` (read-only), the EMA parameters of its best checkpoint (by the
+    config's `checkpoint.best_metric`) and that checkpoint's step; close `run.checkpointer`."""
+    run = loop.setup(config, workdir, read_only=True)
+    best = run.checkpointer.best_step()
+    target = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), run.state
+    )
+    _, state, _, _ = run.checkpointer.restore(target, step=best)
+    return run, state.ema_params, best

@@ -206,3 +206,21 @@ def test_dirichlet_simplex_reduced_run_writes_table_and_figure(tmp_path):
     assert out["floor"]["4"] < 0.01 and min(c["kl"] for c in cells.values()) < 0.1
     assert "| 4 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "kl_vs_k.png").stat().st_size > 10_000
+
+
+def test_rfm_earth_reduced_run_writes_table_and_validation_curves(tmp_path):
+    from experiments.rfm_earth import run
+    from tests.shared_data import shared_data
+
+    data = shared_data() / "earth-sphere"
+    argv = ["--workdir", str(tmp_path), "--data", str(data), "--datasets", "volcano"]
+    out = run.main([*argv, "--seeds", "0,1", "--steps", "100", "--every", "50", "--tag", "t"])
+    seeds = out["volcano"]
+    assert set(seeds) == {0, 1} and all(r["test_points"] == 82 for r in seeds.values())
+    # better than the uniform law on S^2 (log 4 pi = 2.53 nats) after 100 steps
+    assert all(
+        np.isfinite(r["test_nll"]) and r["test_nll"] < np.log(4 * np.pi) for r in seeds.values()
+    )
+    assert all(len(r["validation"]) == 2 for r in seeds.values())
+    assert "Chen & Lipman 2024" in (tmp_path / "t" / "results.md").read_text()
+    assert (tmp_path / "t" / "validation.png").stat().st_size > 10_000

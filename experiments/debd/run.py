@@ -20,10 +20,8 @@ import math
 import time
 from pathlib import Path
 
-import jax
-
 from experiments.debd.baselines import ChowLiuTree, Independent, fit_best
-from experiments.heldout import mean_scores
+from experiments.heldout import best_checkpoint, mean_scores
 from experiments.timing import cpu_model
 from flowjax.data.records import Table
 from flowjax.models import parameter_count
@@ -77,17 +75,12 @@ def run_family(family: str, name: str, args: argparse.Namespace, work: Path) -> 
     seconds = time.perf_counter() - start
     if family == "dfm":  # more time points for the reported bound than for model selection
         config = apply_overrides(config, [f"--config.flow.elbo_times={args.elbo_times}"])
-    run = loop.setup(config, work / family / "run", read_only=True)
-    best = run.checkpointer.best_step()
-    target = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), run.state
-    )
-    _, state, _, _ = run.checkpointer.restore(target, step=best)
+    run, params, best = best_checkpoint(config, work / family / "run")
     test = Table(args.data, name, "test").tokens
-    (bits,) = mean_scores(run, state.ema_params, test, desc=f"{name} test {family}").values()
+    (bits,) = mean_scores(run, params, test, desc=f"{name} test {family}").values()
     result = {
         "family": family,
-        "parameters": parameter_count(state.params),
+        "parameters": parameter_count(params),
         "steps": steps,
         "batch": batch,
         "best_step": best,
