@@ -67,7 +67,8 @@ class DataSpec:
     vocabulary: the text of each token (character-level text: token i is `vocabulary[i]`),
       for writing samples as text; None for other data.
     manifold: the points along the last axis lie on a manifold (`flowjax.manifolds.by_name`:
-      "sphere", S^(D-1) in R^D; "torus", T^D of angles), or None for Euclidean data.
+      "sphere", S^(D-1) in R^D; "torus", T^D of angles; "so3", flattened rotation matrices,
+      D = 9; "hyperbolic", H^(D-1) on the hyperboloid in R^D), or None for Euclidean data.
     """
 
     event_shape: tuple[int, ...]

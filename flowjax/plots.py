@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flowjax.manifolds import to_rotation_vector
+
 
 def token_samples(samples: np.ndarray, vocabulary: str | None, path: Path, title: str) -> None:
     """Token samples `[n, *event]`: with a `vocabulary` and sequences `[n, L]`, the decoded text,
@@ -57,23 +59,36 @@ def scatter_png(samples: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _manifold_coordinates(samples: np.ndarray, manifold: str) -> tuple[list, tuple, tuple]:
+    """(pairs of coordinate arrays to scatter, their limits, their labels) for `manifold_png`."""
+    if manifold == "sphere" and samples.shape[-1] == 3:
+        lon = np.degrees(np.arctan2(samples[:, 1], samples[:, 0]))
+        lat = np.degrees(np.arcsin(np.clip(samples[:, 2], -1.0, 1.0)))
+        return [(lon, lat)], ((-180, 180), (-90, 90)), ("longitude", "latitude")
+    if manifold == "so3":
+        w = np.asarray(to_rotation_vector(samples))
+        pairs = [(w[:, 0], w[:, 1]), (w[:, 0], w[:, 2]), (w[:, 1], w[:, 2])]
+        return pairs, ((-np.pi, np.pi),) * 2, ("rotation vector i", "rotation vector j")
+    if manifold == "hyperbolic":  # the Poincare ball
+        samples = samples[:, 1:] / (1.0 + samples[:, :1])
+        limits, labels = ((-1, 1), (-1, 1)), ("Poincare ball i", "Poincare ball i + 1")
+    else:
+        limits, labels = ((0, 2 * np.pi), (0, 2 * np.pi)), ("angle i", "angle i + 1")
+    d = samples.shape[-1]
+    pairs = [(samples[:, i], samples[:, (i + 1) % d]) for i in range(0, d - d % 2 or 1, 2)]
+    return pairs, limits, labels
+
+
 def manifold_png(samples: np.ndarray, manifold: str, path: Path, title: str) -> None:
     """Points of S^2 (`[N, 3]`) as longitude / latitude in degrees (an equirectangular map),
-    or angles of a torus (`[N, D]`) as the pairs (0, 1), (2, 3), ... side by side."""
+    angles of a torus (`[N, D]`) as the pairs (0, 1), (2, 3), ... side by side, rotations as
+    pairs of their rotation vectors' coordinates, hyperbolic points in the Poincare ball."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if manifold == "sphere" and samples.shape[-1] == 3:
-        lon = np.degrees(np.arctan2(samples[:, 1], samples[:, 0]))
-        lat = np.degrees(np.arcsin(np.clip(samples[:, 2], -1.0, 1.0)))
-        pairs, limits = [(lon, lat)], ((-180, 180), (-90, 90))
-        labels = ("longitude", "latitude")
-    else:
-        d = samples.shape[-1]
-        pairs = [(samples[:, i], samples[:, (i + 1) % d]) for i in range(0, d - d % 2 or 1, 2)]
-        limits, labels = ((0, 2 * np.pi), (0, 2 * np.pi)), ("angle i", "angle i + 1")
+    pairs, limits, labels = _manifold_coordinates(samples, manifold)
     fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.2), squeeze=False)
     for ax, (a, b) in zip(axes[0], pairs, strict=True):
         ax.scatter(a, b, s=1.0, alpha=0.5, rasterized=True)

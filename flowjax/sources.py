@@ -134,8 +134,7 @@ class WrappedNormal:
 
     def sample(self, key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
         mean = jnp.broadcast_to(jnp.asarray(self.mean, dtype), shape)
-        v = self.manifold.proju(mean, self.scale * jax.random.normal(key, shape, dtype))
-        return self.manifold.expmap(mean, v)
+        return self.manifold.expmap(mean, self.scale * self.manifold.tangent_normal(key, mean))
 
     def log_prob(self, x: Array) -> Array:
         return _event_sum(self.manifold.log_wrapped_normal(self.mean, self.scale, x)[..., None])

@@ -21,6 +21,7 @@ DATA = {
     "tokens": DataSpec((3,), dtype="int32", vocab_size=3),
     "sphere-points": DataSpec((3,), manifold="sphere"),
     "torus-points": DataSpec((2,), manifold="torus"),
+    "rotation-points": DataSpec((9,), manifold="so3"),
 }
 
 

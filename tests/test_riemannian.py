@@ -12,6 +12,7 @@ import pytest
 from flowjax import losses, manifolds, paths, solvers, sources
 
 S2, T3 = manifolds.Sphere(2), manifolds.FlatTorus(3)
+SO3, H2 = manifolds.SO3(), manifolds.Hyperbolic(2)
 OMEGA = jnp.array([0.3, -1.1, 0.7])  # a rotation about OMEGA by |OMEGA| radians per unit time
 
 
@@ -45,6 +46,30 @@ def test_projected_rk4_integrates_a_rotation_to_1e_5_and_euler_converges_at_orde
     np.testing.assert_allclose(jnp.linalg.norm(sol.y, axis=-1), 1.0, atol=1e-6)
 
 
+def spin(params, x, t):
+    """The field R hat(OMEGA) on SO(3), whose flow is R exp(t hat(OMEGA)) (a right
+    translation, which keeps the Haar law)."""
+    del params, t
+    r = x.reshape(*x.shape[:-1], 3, 3)
+    return (r @ _hat(OMEGA)).reshape(x.shape)
+
+
+def _hat(w):
+    return jnp.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
+
+
+def test_projected_rk4_integrates_a_rotation_of_frames_to_1e_5():
+    x0 = SO3.uniform(jax.random.key(30), (128,))
+    exact = (x0.reshape(-1, 3, 3) @ jax.scipy.linalg.expm(_hat(OMEGA))).reshape(-1, 9)
+    for step in solvers.STEPS:
+        method, n = ("rk4", 50) if step == "project" else ("euler", 5)
+        sol = solvers.manifold_sample(
+            spin, None, x0, manifold=SO3, method=method, step=step, num_steps=n
+        )
+        assert float(jnp.abs(sol.y - exact).max()) < 1e-5, step  # geodesic steps: exact
+        np.testing.assert_allclose(SO3.projx(sol.y), sol.y, atol=1e-6)
+
+
 def test_geodesic_euler_is_exact_along_great_circles_and_on_the_torus():
     """On the rotation's equator the orbits are great circles, so exponential-map steps are
     exact; a constant field on the torus wraps exactly either way."""
@@ -73,16 +98,35 @@ def test_geodesic_euler_is_exact_along_great_circles_and_on_the_torus():
 
 @pytest.mark.parametrize(
     "manifold,field",
-    [(S2, rotation), (T3, lambda p, x, t: jnp.broadcast_to(jnp.array([1.0, 2.0, -0.5]), x.shape))],
+    [
+        (S2, rotation),
+        (T3, lambda p, x, t: jnp.broadcast_to(jnp.array([1.0, 2.0, -0.5]), x.shape)),
+        (SO3, spin),
+    ],
 )
 def test_divergence_free_fields_keep_the_uniform_density(manifold, field):
     """log p = -log 4 pi on S^2 under a rotation, -3 log 2 pi on T^3 under a constant field,
-    after a full solve with the exact divergence of the tangent-projected field."""
+    -log 8 pi^2 on SO(3) under a right translation, after a full solve with the exact
+    divergence of the tangent-projected field."""
     x1 = manifold.uniform(jax.random.key(3), (64,))
     logp, _ = solvers.log_likelihood(
         manifolds.tangent_field(field, manifold), None, x1, source=sources.ManifoldUniform(manifold)
     )
     np.testing.assert_allclose(logp, -manifold.log_volume, atol=1e-4)
+
+
+def test_a_boost_carries_the_hyperbolic_wrapped_normal_to_the_boosted_one():
+    """The Lorentz boost field (x_1, x_0, 0) on H^2 is an isometry's generator: its flow for
+    unit time maps the wrapped normal at the apex to the one at the boosted apex (cosh 1,
+    sinh 1, 0), so the likelihood by the exact divergence equals that density. (The ambient
+    divergence is the Riemannian one only through the projection's Minkowski-normal
+    derivative; the time-axis lift's derivative would miss it by a log x_0 term.)"""
+    boost = lambda p, x, t: jnp.stack([x[..., 1], x[..., 0], jnp.zeros_like(x[..., 2])], -1)  # noqa: E731
+    source = sources.WrappedNormal(H2, H2.origin, 0.6)
+    target = sources.WrappedNormal(H2, jnp.array([math.cosh(1.0), math.sinh(1.0), 0.0]), 0.6)
+    x1 = target.sample(jax.random.key(31), (256, 3))
+    logp, _ = solvers.log_likelihood(manifolds.tangent_field(boost, H2), None, x1, source=source)
+    np.testing.assert_allclose(logp, target.log_prob(x1), atol=2e-4)
 
 
 def test_rfm_loss_of_the_zero_field_is_the_mean_squared_geodesic_distance():
@@ -119,7 +163,14 @@ def test_manifold_uniform_source():
 
 @pytest.mark.parametrize(
     "manifold,scale",
-    [(S2, 0.5), (S2, 2.0), (manifolds.FlatTorus(2), 0.5), (manifolds.FlatTorus(2), 3.0)],
+    [
+        (S2, 0.5),
+        (S2, 2.0),
+        (manifolds.FlatTorus(2), 0.5),
+        (manifolds.FlatTorus(2), 3.0),
+        (SO3, 0.6),
+        (SO3, 1.5),
+    ],
 )
 def test_wrapped_normal_density_integrates_to_one_and_matches_its_samples(manifold, scale):
     """Under the uniform law, E[p / u] = 1 (the wraps summed: scale 2 on S^2 and 3 on T^2
@@ -137,3 +188,16 @@ def test_wrapped_normal_density_integrates_to_one_and_matches_its_samples(manifo
     by_samples = jnp.cos(manifold.dist(mean, x)).mean()
     by_density = (weight * jnp.cos(manifold.dist(mean, u))).mean()
     assert float(by_samples) == pytest.approx(float(by_density), abs=0.01)
+
+
+def test_hyperbolic_wrapped_normal_density_integrates_to_one_and_matches_its_samples():
+    """With the apex's wrapped normal as the proposal, E_q[p / q] = 1 for another wrapped
+    normal p, and E_q[r^2] = d scale^2 for the distance r to the apex."""
+    h3 = manifolds.Hyperbolic(3)
+    proposal = sources.WrappedNormal(h3, h3.origin, 1.0)
+    mean = h3.expmap(h3.origin, jnp.array([0.0, 0.3, -0.2, 0.1]))
+    x = proposal.sample(jax.random.key(32), (400_000, 4))
+    np.testing.assert_allclose(h3.projx(x), x, rtol=1e-5)  # on the upper sheet
+    weight = jnp.exp(sources.WrappedNormal(h3, mean, 0.7).log_prob(x) - proposal.log_prob(x))
+    assert float(weight.mean()) == pytest.approx(1.0, abs=0.01)
+    assert float(jnp.mean(h3.dist(h3.origin, x) ** 2)) == pytest.approx(3.0, rel=0.01)

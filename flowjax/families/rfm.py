@@ -1,12 +1,13 @@
 """Riemannian flow matching (Chen & Lipman 2024) on the manifold the data names (`DataSpec.
-manifold`: a sphere or a flat torus): geodesic paths from the uniform law (or a wrapped
-normal), the loss in the metric, projected fixed-step sampling and likelihoods with the exact
-divergence of the tangent field under the source's density.
+manifold`: a sphere, a flat torus, SO(3) or a hyperbolic space): geodesic paths from the
+uniform law (or a wrapped normal), the loss in the metric, projected fixed-step sampling and
+likelihoods with the exact divergence of the tangent field under the source's density.
 
-The network reads the point's features, the ambient coordinates on a sphere and `(cos, sin)`
-of each angle on a torus (the torus embedded as a product of circles, a periodic input:
-`[*event, 2]`), and gives a vector in the same coordinates, made tangent at the point (on a
-circle: its component along `(-sin, cos)` is the angle's velocity).
+The network reads the point's features, its ambient coordinates (a sphere's, a flattened
+rotation matrix, a hyperboloid's) or `(cos, sin)` of each angle on a torus (the torus
+embedded as a product of circles, a periodic input: `[*event, 2]`), and gives a vector in the
+same coordinates, made tangent at the point (on a circle: its component along `(-sin, cos)`
+is the angle's velocity).
 """
 
 import dataclasses
@@ -36,8 +37,9 @@ from flowjax.contracts import (
 class RFMConfig:
     """The `flow` section of a Riemannian FM run.
 
-    source: "uniform" (the manifold's uniform law) or "wrapped_normal" (at the first point of
-      the manifold's coordinates with `source_scale`; a torus' origin, a sphere's x axis).
+    source: "uniform" (the uniform law of a compact manifold) or "wrapped_normal" (at the
+      manifold's `origin` with `source_scale`: a torus' zero angles, a sphere's x axis, the
+      identity rotation, the hyperboloid's apex).
     scheduler: kappa_t of the geodesic path (`flowjax.paths.SCHEDULERS`).
     nll_rtol: tolerance of the adaptive (dopri5) solve of the held-out likelihood.
     """
@@ -76,11 +78,12 @@ class RFM:
         self.config, self.data = config, data
         self.manifold = manifolds.by_name(data.manifold, data.event_shape[-1])
         if config.source == "uniform":
+            if not hasattr(self.manifold, "uniform"):
+                raise ValueError(f"{self.manifold} is not compact: use source='wrapped_normal'")
             self.source = sources.ManifoldUniform(self.manifold)
         else:
-            origin = jnp.eye(data.event_shape[-1])[0] if data.manifold == "sphere" else 0.0
-            mean = jnp.broadcast_to(origin, data.event_shape[-1:])
-            self.source = sources.WrappedNormal(self.manifold, mean, config.source_scale)
+            origin = self.manifold.origin
+            self.source = sources.WrappedNormal(self.manifold, origin, config.source_scale)
         self.path = paths.GeodesicPath(self.manifold, paths.SCHEDULERS[config.scheduler]())
         shape = (*data.event_shape, 2) if data.manifold == "torus" else data.event_shape
         self.network = NetworkSpec(shape, shape)

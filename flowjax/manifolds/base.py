@@ -6,6 +6,7 @@ at a point have the same shape. Every method broadcasts over the leading axes:
 
     expmap(x, u) -> y        logmap(x, y) -> u       dist(x, y) -> [...]
     projx(x) -> x            proju(x, u) -> u        inner(x, u, v) -> [...]
+    origin -> [D] (a base point)       tangent_normal(key, x) -> u  (N(0, I) in the metric)
     uniform(key, shape) -> [*shape, D] and log_volume (compact manifolds)
     log_wrapped_normal(mean, scale, x) -> [...]  (exp_mean of a tangent Gaussian)
 
@@ -39,6 +40,9 @@ class Manifold(Protocol):
     @property
     def ambient_dim(self) -> int: ...
 
+    @property
+    def origin(self) -> Array: ...
+
     def expmap(self, x: Array, u: Array) -> Array: ...
 
     def logmap(self, x: Array, y: Array) -> Array: ...
@@ -50,6 +54,8 @@ class Manifold(Protocol):
     def dist(self, x: Array, y: Array) -> Array: ...
 
     def inner(self, x: Array, u: Array, v: Array) -> Array: ...
+
+    def tangent_normal(self, key: Array, x: Array) -> Array: ...
 
 
 def tangent_field(v: Callable[..., Array], manifold: Manifold) -> Callable[..., Array]:

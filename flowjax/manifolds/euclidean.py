@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 
 from flowjax._utils import Array, pytree_dataclass, static_field
@@ -22,6 +23,10 @@ class Euclidean:
     def ambient_dim(self) -> int:
         return self.d
 
+    @property
+    def origin(self) -> Array:
+        return jnp.zeros(self.d)
+
     def expmap(self, x: Array, u: Array) -> Array:
         return x + u
 
@@ -40,6 +45,9 @@ class Euclidean:
     def inner(self, x: Array, u: Array, v: Array) -> Array:
         del x
         return jnp.sum(u * v, axis=-1)
+
+    def tangent_normal(self, key: Array, x: Array) -> Array:
+        return jax.random.normal(key, x.shape, x.dtype)
 
     def log_wrapped_normal(self, mean: Array, scale: Array | float, x: Array) -> Array:
         """`[...]` log-density of N(mean, scale^2 I) at x."""

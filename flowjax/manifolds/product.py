@@ -25,6 +25,10 @@ class Product:
     def ambient_dim(self) -> int:
         return sum(m.ambient_dim for m in self.factors)
 
+    @property
+    def origin(self) -> Array:
+        return jnp.concatenate([m.origin for m in self.factors])
+
     def split(self, x: Array) -> list[Array]:
         """The factors' coordinates of `x [..., ambient_dim]`."""
         if x.shape[-1] != self.ambient_dim:
@@ -68,6 +72,11 @@ class Product:
         return jnp.concatenate(
             [m.uniform(k, shape) for m, k in zip(self.factors, keys, strict=True)], -1
         )
+
+    def tangent_normal(self, key: Array, x: Array) -> Array:
+        keys = jax.random.split(key, len(self.factors))
+        parts = zip(self.factors, keys, self.split(x), strict=True)
+        return jnp.concatenate([m.tangent_normal(k, p) for m, k, p in parts], -1)
 
     @property
     def log_volume(self) -> float:

@@ -38,6 +38,10 @@ class Sphere:
     def ambient_dim(self) -> int:
         return self.d + 1
 
+    @property
+    def origin(self) -> Array:
+        return jnp.eye(self.d + 1)[0]
+
     def projx(self, x: Array) -> Array:
         return x / safe_norm(x, keepdims=True)
 
@@ -82,6 +86,10 @@ class Sphere:
         """log of the area 2 pi^((d+1)/2) / Gamma((d+1)/2)."""
         k = (self.d + 1) / 2.0
         return math.log(2.0) + k * math.log(math.pi) - math.lgamma(k)
+
+    def tangent_normal(self, key: Array, x: Array) -> Array:
+        """An ambient standard normal projected on the tangent space: standard there."""
+        return self.proju(x, jax.random.normal(key, x.shape, x.dtype))
 
     def log_wrapped_normal(self, mean: Array, scale: Array | float, x: Array) -> Array:
         """`[...]` log-density (area measure) at `x` of `exp_mean(v)`, v ~ N(0, scale^2 I_d) in

@@ -33,6 +33,10 @@ class FlatTorus:
     def ambient_dim(self) -> int:
         return self.d
 
+    @property
+    def origin(self) -> Array:
+        return jnp.zeros(self.d)
+
     def projx(self, x: Array) -> Array:
         return jnp.mod(x, TAU)
 
@@ -58,6 +62,9 @@ class FlatTorus:
     @property
     def log_volume(self) -> float:
         return self.d * math.log(TAU)
+
+    def tangent_normal(self, key: Array, x: Array) -> Array:
+        return jax.random.normal(key, x.shape, x.dtype)
 
     def log_wrapped_normal(self, mean: Array, scale: Array | float, x: Array) -> Array:
         """`[...]` log-density at `x` of `mean + v` (mod 2 pi), v ~ N(0, scale^2 I_d): per angle
