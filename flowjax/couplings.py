@@ -36,6 +36,7 @@ from flowjax._utils import Array, check_choice, check_same_shape
 
 Coupling = Callable[..., tuple[Array, Array, dict]]
 SOLVERS = ("exact", "auction", "sinkhorn")
+SCOPES = ("global", "shard")
 
 
 def independent(key: Array, x0: Array, x1: Array, **labels: Any) -> tuple[Array, Array, dict]:
@@ -134,3 +135,27 @@ def per_shard(coupling: Coupling, mesh: Mesh, axes: tuple[str, ...] | None = Non
         )(key, x0, x1, labels)
 
     return sharded
+
+
+def configured(
+    kind: str,
+    *,
+    reg: float = 0.0,
+    within: str | None = None,
+    scope: str = "global",
+    mesh: Mesh | None = None,
+    cost: ot.Cost = ot.squared_distances,
+) -> Coupling:
+    """The coupling a run's config names: "independent", or minibatch OT by the solver `kind`
+    (`reg` for sinkhorn, `within` classes, the ground `cost`) over the global batch (`scope`
+    "global") or each device's block of `mesh` ("shard")."""
+    if kind == "independent":
+        return independent
+    check_choice(kind, SOLVERS, "coupling")
+    check_choice(scope, SCOPES, "coupling scope")
+    coupling = ot_coupling(kind, reg=reg or None, within=within, cost=cost)
+    if scope == "global":
+        return coupling
+    if mesh is None:
+        raise ValueError("coupling scope 'shard' needs the device mesh of a training run")
+    return per_shard(coupling, mesh)

@@ -9,7 +9,7 @@
 
 Costs are `[n, n]` arrays. A ground cost `cost(x0, x1)` maps points `[n, *event]`,
 `[m, *event]` to the `[n, m]` matrix of pairwise costs: `squared_distances` (squared Euclidean,
-flattening any event shape) by default, or e.g. a squared geodesic distance on a manifold;
+flattening any event shape) by default, or `geodesic_cost(manifold)` (squared geodesic);
 `cost_matrix` calls one and checks its shape.
 """
 
@@ -34,6 +34,17 @@ def squared_distances(x0: Array, x1: Array) -> Array:
     a, b = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
     sq = jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2.0 * a @ b.T
     return jnp.maximum(sq, 0.0)
+
+
+def geodesic_cost(manifold: Any) -> Cost:
+    """The squared geodesic distance on `manifold` (summed over the event's points) as a
+    ground cost: `[n, *event, D], [m, *event, D] -> [n, m]`."""
+
+    def cost(x0: Array, x1: Array) -> Array:
+        squared = manifold.dist(x0[:, None], x1[None, :]) ** 2
+        return jnp.sum(squared.reshape(*squared.shape[:2], -1), axis=-1)
+
+    return cost
 
 
 def cost_matrix(cost: Cost, x0: Any, x1: Any) -> Any:

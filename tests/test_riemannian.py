@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import losses, manifolds, paths, solvers, sources
+from flowjax import couplings, losses, manifolds, ot, paths, solvers, sources
 
 S2, T3 = manifolds.Sphere(2), manifolds.FlatTorus(3)
 SO3, H2 = manifolds.SO3(), manifolds.Hyperbolic(2)
@@ -201,3 +201,39 @@ def test_hyperbolic_wrapped_normal_density_integrates_to_one_and_matches_its_sam
     weight = jnp.exp(sources.WrappedNormal(h3, mean, 0.7).log_prob(x) - proposal.log_prob(x))
     assert float(weight.mean()) == pytest.approx(1.0, abs=0.01)
     assert float(jnp.mean(h3.dist(h3.origin, x) ** 2)) == pytest.approx(3.0, rel=0.01)
+
+
+@pytest.mark.parametrize("manifold", [S2, manifolds.FlatTorus(2), SO3])
+def test_ot_coupling_with_the_geodesic_cost_is_optimal(manifold):
+    """Minibatch OT under `ot.geodesic_cost` pairs the batch with the assignment scipy finds
+    on the same squared-geodesic cost matrix (equal totals; the auction within its bound),
+    well below the independent pairing."""
+    from scipy.optimize import linear_sum_assignment
+
+    x0 = manifold.uniform(jax.random.key(40), (64,))
+    x1 = manifold.uniform(jax.random.key(41), (64,))
+    cost = ot.geodesic_cost(manifold)
+    matrix = np.asarray(cost(x0, x1), np.float64)
+    np.testing.assert_allclose(matrix[3, 5], float(manifold.dist(x0[3], x1[5])) ** 2, rtol=1e-5)
+    rows, cols = linear_sum_assignment(matrix)
+    optimum = matrix[rows, cols].sum()
+    a, b, _ = couplings.ot_coupling("exact", cost=cost)(jax.random.key(42), x0, x1)
+    assert float(jnp.sum(manifold.dist(a, b) ** 2)) == pytest.approx(optimum, rel=1e-4)
+    a, b, _ = couplings.ot_coupling("auction", cost=cost)(jax.random.key(42), x0, x1)
+    bound = 64 * 5e-3 * matrix.mean()  # the auction's guarantee: n eps mean(cost)
+    assert optimum - 1e-3 <= float(jnp.sum(manifold.dist(a, b) ** 2)) <= optimum + bound
+    assert optimum < 0.5 * np.trace(matrix)
+
+
+def test_rfm_loss_with_an_ot_coupling_sees_shorter_geodesics():
+    """With OT pairs the zero field's loss, the mean squared geodesic length, drops below the
+    independent pairs' (pi^2 - 4) / 2 on S^2."""
+    source = sources.ManifoldUniform(S2)
+    x1 = sources.WrappedNormal(S2, S2.origin, 0.5).sample(jax.random.key(43), (512, 3))
+    path, zero = paths.GeodesicPath(S2), lambda p, x, t: jnp.zeros_like(x)
+    coupling = couplings.ot_coupling("exact", cost=ot.geodesic_cost(S2))
+    paired, _ = losses.rfm_loss(
+        zero, None, jax.random.key(44), x1, path=path, source=source, coupling=coupling
+    )
+    independent, _ = losses.rfm_loss(zero, None, jax.random.key(44), x1, path=path, source=source)
+    assert float(paired) < 0.6 * float(independent)

@@ -90,7 +90,7 @@ class CFMConfig:
             "parameterization": losses.LOSS_TARGETS,
             "time_sampler": time_samplers.TIME_SAMPLERS,
             "coupling": ("independent", *couplings.SOLVERS),
-            "coupling_scope": ("global", "shard"),
+            "coupling_scope": couplings.SCOPES,
             "coupling_within": (None, "y"),
             "label_dropout_mode": ("sample", "batch"),
             "weighting": ("none", "velocity"),
@@ -113,20 +113,6 @@ class CFMConfig:
 def scheduler(config: CFMConfig) -> paths.Scheduler:
     cls = paths.SCHEDULERS[config.scheduler]
     return cls(sigma_min=config.sigma_min) if cls is paths.CondOT else cls()
-
-
-def coupling(config: CFMConfig, mesh: Mesh | None) -> couplings.Coupling:
-    """The minibatch coupling; scope "shard" couples each device's block of `mesh`."""
-    if config.coupling == "independent":
-        return couplings.independent
-    ot = couplings.ot_coupling(
-        config.coupling, reg=config.coupling_reg or None, within=config.coupling_within
-    )
-    if config.coupling_scope == "global":
-        return ot
-    if mesh is None:
-        raise ValueError("coupling_scope = 'shard' needs the device mesh of a training run")
-    return couplings.per_shard(ot, mesh)
 
 
 def time_sampler(config: CFMConfig) -> Any:
@@ -157,7 +143,13 @@ class CFM:
             )
         self.config, self.data = config, data
         self.path = paths.AffinePath(scheduler(config))
-        self.coupling = coupling(config, mesh)
+        self.coupling = couplings.configured(
+            config.coupling,
+            reg=config.coupling_reg,
+            within=config.coupling_within,
+            scope=config.coupling_scope,
+            mesh=mesh,
+        )
         self.time_sampler = time_sampler(config)
         self.t0, self.t1 = self._interval()
         self.source = sources.Gaussian(float(self.path.scheduler.sigma(self.t0)))

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from flowjax import losses, manifolds, paths, plots, solvers, sources
+from flowjax import couplings, losses, manifolds, ot, paths, plots, solvers, sources
 from flowjax._utils import Array, check_choice
 from flowjax.contracts import (
     DataSpec,
@@ -41,20 +41,33 @@ class RFMConfig:
       manifold's `origin` with `source_scale`: a torus' zero angles, a sphere's x axis, the
       identity rotation, the hyperboloid's apex).
     scheduler: kappa_t of the geodesic path (`flowjax.paths.SCHEDULERS`).
+    coupling: "independent" or minibatch OT with the squared geodesic cost by the "exact",
+      "auction" or "sinkhorn" solver (`coupling_reg` for sinkhorn), over the global batch or
+      each device's shard (`coupling_scope`; `flowjax.couplings`).
     nll_rtol: tolerance of the adaptive (dopri5) solve of the held-out likelihood.
     """
 
     source: str = "uniform"
     source_scale: float = 1.0
     scheduler: str = "condot"
+    coupling: str = "independent"
+    coupling_reg: float = 0.0
+    coupling_scope: str = "global"
     nll_rtol: float = 1e-5
 
     def choices(self) -> dict[str, Collection]:
-        return {"source": ("uniform", "wrapped_normal"), "scheduler": ("condot", "cosine")}
+        return {
+            "source": ("uniform", "wrapped_normal"),
+            "scheduler": ("condot", "cosine"),
+            "coupling": ("independent", *couplings.SOLVERS),
+            "coupling_scope": couplings.SCOPES,
+        }
 
     def check(self) -> None:
         if self.source_scale <= 0:
             raise ValueError(f"source_scale must be positive, got {self.source_scale}")
+        if self.coupling == "sinkhorn" and not self.coupling_reg > 0:
+            raise ValueError("coupling = 'sinkhorn' needs coupling_reg > 0")
         if not 0 < self.nll_rtol < 1:
             raise ValueError(f"nll_rtol must be in (0, 1), got {self.nll_rtol}")
 
@@ -72,7 +85,6 @@ class RFM:
     sampler_methods = ("rk4", "euler", "midpoint", "geodesic")
 
     def __init__(self, config: RFMConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
-        del mesh
         if data.manifold is None or not data.is_float or data.num_classes is not None:
             raise ValueError(f"Riemannian FM needs unlabelled points of a manifold, got {data}")
         self.config, self.data = config, data
@@ -85,6 +97,13 @@ class RFM:
             origin = self.manifold.origin
             self.source = sources.WrappedNormal(self.manifold, origin, config.source_scale)
         self.path = paths.GeodesicPath(self.manifold, paths.SCHEDULERS[config.scheduler]())
+        self.coupling = couplings.configured(
+            config.coupling,
+            reg=config.coupling_reg,
+            scope=config.coupling_scope,
+            mesh=mesh,
+            cost=ot.geodesic_cost(self.manifold),
+        )
         shape = (*data.event_shape, 2) if data.manifold == "torus" else data.event_shape
         self.network = NetworkSpec(shape, shape)
 
@@ -111,7 +130,9 @@ class RFM:
         del context
         x1 = self.manifold.projx(batch["x1"].astype(jnp.float32))
         v = self.velocity(field)
-        loss, aux = losses.rfm_loss(v, params, key, x1, path=self.path, source=self.source)
+        loss, aux = losses.rfm_loss(
+            v, params, key, x1, path=self.path, source=self.source, coupling=self.coupling
+        )
         return loss, {"loss": loss, **aux}
 
     def sampler(self, settings: SamplerSettings) -> Sampler:
