@@ -224,3 +224,18 @@ def test_rfm_earth_reduced_run_writes_table_and_validation_curves(tmp_path):
     assert all(len(r["validation"]) == 2 for r in seeds.values())
     assert "Chen & Lipman 2024" in (tmp_path / "t" / "results.md").read_text()
     assert (tmp_path / "t" / "validation.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_rfm_so3_reduced_run_scores_against_the_entropy(tmp_path):
+    from experiments.rfm_so3 import run
+
+    out = run.main(["--workdir", str(tmp_path), "--steps", "100", "--every", "50", "--tag", "t"])
+    # the mixture's density scores the test points at its entropy; the model beats Haar
+    assert abs(out["true_density_test_nll"] - out["entropy"]) < 0.1
+    assert out["uniform_nll"] == pytest.approx(np.log(8 * np.pi**2))
+    assert out["entropy"] < out["test_nll"] < out["uniform_nll"]
+    assert len(out["validation"]) == 2 and out["test_points"] == 2000
+    assert "entropy" in (tmp_path / "t" / "results.md").read_text()
+    for name in ("samples.png", "data.png", "validation.png"):
+        assert (tmp_path / "t" / name).stat().st_size > 10_000

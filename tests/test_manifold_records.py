@@ -1,5 +1,6 @@
 """Earth events and RNA torsions from the shipped files: row counts of the provenance, points
-on S^2 and T^7, and per-seed random splits that partition the records."""
+on S^2 and T^7, and per-seed random splits that partition the records; rotations from `.npy`
+matrices or quaternions."""
 
 import math
 
@@ -47,3 +48,33 @@ def test_random_splits_partition_the_records_per_seed():
     assert len(points) == 100 and points[0]["x"].shape == (2,)
     with pytest.raises(ValueError, match="split must be one of"):
         mr.random_split(10, "validation", 0)
+
+
+def test_rotations_from_matrices_or_quaternions(tmp_path):
+    """A `.npy` of matrices `[N, 3, 3]`, flattened `[N, 9]` or quaternions `[N, 4]` reads as
+    the same points of SO(3); non-rotations are refused."""
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(50, 4))
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = q.T
+    matrices = np.stack(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    ).transpose(2, 0, 1)
+    read = {}
+    for name, values in [("m", matrices), ("flat", matrices.reshape(50, 9)), ("q", q)]:
+        np.save(tmp_path / f"{name}.npy", values)
+        read[name] = mr.rotations(tmp_path / f"{name}.npy")
+        assert read[name].shape == (50, 9) and read[name].dtype == np.float32
+    np.testing.assert_allclose(read["m"], matrices.reshape(50, 9), atol=1e-6)
+    np.testing.assert_allclose(read["flat"], read["m"], atol=1e-6)
+    np.testing.assert_allclose(read["q"], read["m"], atol=1e-6)
+    np.save(tmp_path / "reflections.npy", -matrices)
+    with pytest.raises(ValueError, match="not rotation matrices"):
+        mr.rotations(tmp_path / "reflections.npy")
+    np.save(tmp_path / "vectors.npy", rng.normal(size=(50, 3)))
+    with pytest.raises(ValueError, match=r"expected rotations \[N, 3, 3\]"):
+        mr.rotations(tmp_path / "vectors.npy")

@@ -1,7 +1,8 @@
 """Datasets of points on manifolds, from the files as the benchmarks ship them: earth-event
-locations (latitude, longitude in degrees) as points of S^2 in R^3, and RNA backbone torsion
-angles (degrees) as points of the flat torus T^7; per-seed random train/valid/test splits of
-the sizes the Riemannian FM code draws (80/10/10).
+locations (latitude, longitude in degrees) as points of S^2 in R^3, RNA backbone torsion
+angles (degrees) as points of the flat torus T^7, and rotations (frames, e.g. of protein
+residues: a `.npy` of matrices or quaternions) as points of SO(3); per-seed random
+train/valid/test splits of the sizes the Riemannian FM code draws (80/10/10).
 """
 
 import math
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from flowjax.manifolds import SO3, from_quaternion
 
 SPLITS = ("train", "valid", "test")
 TORSIONS = 7  # alpha, beta, gamma, delta, epsilon, zeta, chi
@@ -60,6 +63,22 @@ def torsion_angles(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: expected rows of an id, a base and {TORSIONS} angles")
     degrees = np.array([[float(a) for a in r[2:]] for r in rows], np.float64)
     return np.radians(np.mod(degrees, 360.0)).astype(np.float32) % np.float32(2 * math.pi)
+
+
+def rotations(path: str | Path, tolerance: float = 1e-3) -> np.ndarray:
+    """The rotations in a `.npy` file, matrices `[N, 3, 3]` (or flattened `[N, 9]`, row-major)
+    or unit quaternions `[N, 4]` (w, x, y, z), as points of SO(3) `[N, 9]` float32; matrices
+    must be orthogonal with determinant 1 within `tolerance` (they are re-projected)."""
+    values = np.load(Path(path), allow_pickle=False).astype(np.float64)
+    if values.ndim == 2 and values.shape[1] == 4:
+        return np.asarray(from_quaternion(values.astype(np.float32)))
+    if values.ndim not in (2, 3) or math.prod(values.shape[1:]) != 9 or len(values) == 0:
+        raise ValueError(f"{path}: expected rotations [N, 3, 3] or [N, 9] or quaternions [N, 4]")
+    matrices = values.reshape(-1, 3, 3)
+    error = np.abs(matrices @ matrices.transpose(0, 2, 1) - np.eye(3)).max()
+    if error > tolerance or np.abs(np.linalg.det(matrices) - 1).max() > tolerance:
+        raise ValueError(f"{path}: not rotation matrices (|R R^T - I| up to {error:.2g})")
+    return np.asarray(SO3().projx(matrices.reshape(-1, 9).astype(np.float32)))
 
 
 def random_split(n: int, split: str, seed: int) -> np.ndarray:

@@ -27,13 +27,14 @@ HELD_OUT_POINTS = 2048  # fresh toy points (at most log.num_samples) for NLL and
 
 # data.kind -> the record source of an image dataset split (`{"image": uint8, "label": int}`);
 # "toy2d" is generated on the devices; "text" and "table" are tokens (`token_source`);
-# "earth" and "torsions" are points of a manifold (`point_source`).
+# "earth", "torsions" and "rotations" are points of a manifold (`point_source`).
 DATA_KINDS = {
     "toy2d": None,
     "text": None,
     "table": None,
     "earth": None,
     "torsions": None,
+    "rotations": None,
     "mnist": lambda data: records.mnist(data.path, data.split),
     "cifar10": lambda data: records.image_folder(data.path, data.split, cache=data.cache),
     "tfds": lambda data: records.tfds_source(data.name, data.path, data.split),
@@ -106,10 +107,11 @@ def token_source(config: TrainConfig, split: str = "train") -> Any:
         raise ConfigError(f"config.data.path = {data.path!r}: {error.strerror or error}") from None
 
 
-# data.kind -> (the manifold its points lie on, the reader of `data.path`)
+# data.kind -> (the manifold its points lie on, their coordinates, the reader of `data.path`)
 POINT_KINDS = {
-    "earth": ("sphere", manifold_records.earth_events),
-    "torsions": ("torus", manifold_records.torsion_angles),
+    "earth": ("sphere", 3, manifold_records.earth_events),
+    "torsions": ("torus", manifold_records.TORSIONS, manifold_records.torsion_angles),
+    "rotations": ("so3", 9, manifold_records.rotations),
 }
 
 
@@ -117,7 +119,7 @@ def point_source(config: TrainConfig, split: str = "train") -> manifold_records.
     """The records `{"x": float32 [D]}` of `split` of point data, split by `data.seed`."""
     data = config.data
     try:
-        points = POINT_KINDS[data.kind][1](data.path)
+        points = POINT_KINDS[data.kind][2](data.path)
     except ValueError as error:
         raise ConfigError(f"config.data ({data.kind}): {error}") from None
     except OSError as error:
@@ -126,10 +128,8 @@ def point_source(config: TrainConfig, split: str = "train") -> manifold_records.
 
 
 def _point_spec(data: DataConfig) -> DataSpec:
-    manifold = POINT_KINDS[data.kind][0]
-    return DataSpec(
-        (3,) if manifold == "sphere" else (manifold_records.TORSIONS,), manifold=manifold
-    )
+    manifold, coordinates, _ = POINT_KINDS[data.kind]
+    return DataSpec((coordinates,), manifold=manifold)
 
 
 def _token_spec(source: Any) -> DataSpec:
