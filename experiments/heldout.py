@@ -1,7 +1,8 @@
-"""Held-out scoring shared by the experiments: a finished run's best checkpoint, and a trained
-family's evaluators (exact NLL, ELBO, ...) averaged over every record of a split, in chunks,
-with a progress bar."""
+"""Training runs and held-out scoring shared by the experiments: a run trained to its last
+step, a finished run's best checkpoint, and a trained family's evaluators (exact NLL, ELBO,
+...) averaged over every record of a split, in chunks, with a progress bar."""
 
+import time
 from typing import Any
 
 import jax
@@ -13,6 +14,15 @@ from flowjax.train import loop
 from flowjax.train.config import TrainConfig
 
 CHUNK = 256  # records per evaluator call
+
+
+def train_to_end(config: TrainConfig, workdir: Any) -> float:
+    """Seconds to train (or resume) the run in `workdir` to `config.steps`; exits with a clear
+    line if it stopped early (a guard tripped, a signal)."""
+    start = time.perf_counter()
+    if int(loop.train(config, workdir).step) < config.steps:
+        raise SystemExit("training stopped before its last step; rerun to resume it")
+    return time.perf_counter() - start
 
 
 def mean_scores(

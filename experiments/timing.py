@@ -1,6 +1,9 @@
-"""Wall-clock timing and the host's name, shared by the benchmarks (importable without JAX or
-PyTorch)."""
+"""Wall-clock timing, the host's name and the benchmark sides' subprocesses, shared by the
+benchmarks (importable without JAX or PyTorch)."""
 
+import json
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,3 +29,12 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return "unknown CPU"
+
+
+def run_side(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    """The JSON line `cmd` prints last, run with `env` added to this process's environment."""
+    print("$", *(f"{k}={v}" for k, v in (env or {}).items()), " ".join(cmd), flush=True)
+    out = subprocess.run(
+        cmd, check=True, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

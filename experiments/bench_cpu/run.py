@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from experiments.bench_cpu import workloads
+from experiments.timing import run_side
 
 
 def rows(quick: bool) -> list[tuple[str, str, str, str]]:
@@ -39,15 +40,6 @@ def rows(quick: bool) -> list[tuple[str, str, str, str]]:
             ("sample", f"sample {n:,}, {how} (samples/s)", f"flowjax/{method}/{n}", f"{method}/{n}")
         )
     return out
-
-
-def run_side(cmd: list[str], env: dict[str, str] | None = None) -> dict:
-    """The JSON line `cmd` prints last, run with `env` added to this process's environment."""
-    print("$", *(f"{k}={v}" for k, v in (env or {}).items()), " ".join(cmd), flush=True)
-    out = subprocess.run(
-        cmd, check=True, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def rate(side: dict, kind: str, key: str) -> float:

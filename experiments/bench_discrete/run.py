@@ -11,18 +11,11 @@ ratios ours / theirs, and writes the table and the raw JSON to the workdir.
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from experiments.bench_discrete.workloads import SAMPLING_STEPS, WORKLOADS, make_data
-from experiments.timing import cpu_model
-
-
-def run_side(cmd: list[str]) -> dict:
-    print("$", " ".join(cmd), flush=True)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+from experiments.timing import cpu_model, run_side
 
 
 def table(ours: dict, theirs: dict, steps: int) -> str:

@@ -11,11 +11,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from experiments.timing import run_side
 
 DIM = 2
 TRAIN_BATCH = 512
@@ -58,12 +59,6 @@ def make_data(path: Path, spec: dict, seed: int = 0) -> None:
     arrays["train_x0"] = rng.standard_normal((steps, TRAIN_BATCH, DIM))
     arrays["train_x1"] = np.stack([eight_gaussians(rng, TRAIN_BATCH) for _ in range(steps)])
     np.savez(path, **{k: v.astype(np.float32) for k, v in arrays.items()})
-
-
-def run_side(cmd: list[str]) -> dict:
-    print("$", " ".join(cmd), flush=True)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def fmt(rate: float) -> str:

@@ -12,7 +12,6 @@ ratios ours / theirs, and writes the table and the raw JSON to the workdir.
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,14 +21,8 @@ from experiments.bench_riemannian.workloads import (
     WORKLOADS,
     make_data,
 )
-from experiments.timing import cpu_model
+from experiments.timing import cpu_model, run_side
 from flowjax.data import manifold_records
-
-
-def run_side(cmd: list[str]) -> dict:
-    print("$", " ".join(cmd), flush=True)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def table(ours: dict, theirs: dict, steps: int) -> str:

@@ -17,15 +17,13 @@ NLL, discrete FM's ELBO at `--elbo-times` time points. Writes `results.md` / `re
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 from experiments.debd.baselines import ChowLiuTree, Independent, fit_best
-from experiments.heldout import best_checkpoint, mean_scores
+from experiments.heldout import best_checkpoint, mean_scores, train_to_end
 from experiments.timing import cpu_model
 from flowjax.data.records import Table
 from flowjax.models import parameter_count
-from flowjax.train import loop
 from flowjax.train.config import apply_overrides, load_config
 
 CONFIGS = Path(__file__).parents[2] / "flowjax" / "configs"
@@ -69,10 +67,7 @@ def run_family(family: str, name: str, args: argparse.Namespace, work: Path) -> 
         f"--config.checkpoint.every={every}",
     ]
     config = apply_overrides(load_config(CONFIGS / f"debd_{family}.py"), overrides)
-    start = time.perf_counter()
-    if int(loop.train(config, work / family / "run").step) < config.steps:
-        raise SystemExit("training stopped before its last step; rerun to resume it")
-    seconds = time.perf_counter() - start
+    seconds = train_to_end(config, work / family / "run")
     if family == "dfm":  # more time points for the reported bound than for model selection
         config = apply_overrides(config, [f"--config.flow.elbo_times={args.elbo_times}"])
     run, params, best = best_checkpoint(config, work / family / "run")

@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 
 import jax
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from experiments.heldout import train_to_end
 from flowjax import data as toy
 from flowjax.configs.checkerboard_dfm import BINS, get_config
 from flowjax.contracts import SamplerSettings
@@ -88,10 +88,7 @@ def evaluate(variant: tuple[str, str], args: argparse.Namespace, p: np.ndarray) 
         f"--config.data.batch_size={args.batch}",
     ]
     config = apply_overrides(get_config(), overrides)
-    start = time.perf_counter()
-    if int(loop.train(config, work / "run").step) < config.steps:
-        raise SystemExit("training stopped before its last step; rerun to resume it")
-    seconds = time.perf_counter() - start
+    seconds = train_to_end(config, work / "run")
     run = loop.setup(config, work / "run", read_only=True)
     held_out = toy.quantize(toy.sample_toy("checkerboard", jax.random.key(-2), args.num), BINS)
     (evaluator,) = run.family.evaluators(SamplerSettings("euler")).values()

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from experiments.heldout import train_to_end
 from flowjax import guidance, metrics, plots, solvers
 from flowjax.configs.mnist import get_config
 from flowjax.models import parameter_count
@@ -187,11 +188,10 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    if int(loop.train(config, work / "run").step) < config.steps:
-        raise SystemExit("training stopped before its last step; rerun to resume it")
+    seconds = train_to_end(config, work / "run")
     parts = loop.setup(config, work / "run", read_only=True)
     v, params = parts.network, parts.state.ema_params
-    print(f"trained {config.steps} steps ({time.perf_counter() - start:.0f} s this call)")
+    print(f"trained {config.steps} steps ({seconds:.0f} s this call)")
 
     model = metrics.load_inception()
     mu, sigma = evaluation.reference_statistics(config, "train", args.reference, work, model)

@@ -14,15 +14,14 @@ results.md / results.json and the validation curves (validation.png) there.
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from experiments.heldout import best_checkpoint, mean_scores
+from experiments.heldout import best_checkpoint, mean_scores, train_to_end
 from experiments.timing import cpu_model
 from flowjax.models import parameter_count
-from flowjax.train import inputs, loop
+from flowjax.train import inputs
 from flowjax.train.config import apply_overrides, load_config
 
 CONFIG = Path(__file__).parents[2] / "flowjax" / "configs" / "earth_rfm.py"
@@ -65,10 +64,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
         f"--config.checkpoint.every={args.every}",
     ]
     config = apply_overrides(load_config(CONFIG), overrides)
-    start = time.perf_counter()
-    if int(loop.train(config, work / "run").step) < config.steps:
-        raise SystemExit("training stopped before its last step; rerun to resume it")
-    seconds = time.perf_counter() - start
+    seconds = train_to_end(config, work / "run")
     run, params, best = best_checkpoint(config, work / "run")
     test = inputs.point_source(config, "test").points
     scores = mean_scores(run, params, test, desc=f"{name} seed {seed} test")

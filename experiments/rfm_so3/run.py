@@ -16,18 +16,17 @@ the validation curve and rotation-vector scatter plots of data and samples to
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.heldout import best_checkpoint, mean_scores
+from experiments.heldout import best_checkpoint, mean_scores, train_to_end
 from experiments.timing import cpu_model
 from flowjax import manifolds, plots, sources
 from flowjax.models import parameter_count
-from flowjax.train import evaluation, inputs, loop
+from flowjax.train import evaluation, inputs
 from flowjax.train.config import apply_overrides, load_config
 
 CONFIG = Path(__file__).parents[2] / "flowjax" / "configs" / "earth_rfm.py"
@@ -88,10 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"--config.checkpoint.every={args.every}",
     ]
     config = apply_overrides(load_config(CONFIG), overrides)
-    start = time.perf_counter()
-    if int(loop.train(config, work / "run").step) < config.steps:
-        raise SystemExit("training stopped before its last step; rerun to resume it")
-    seconds = time.perf_counter() - start
+    seconds = train_to_end(config, work / "run")
     run, params, best = best_checkpoint(config, work / "run")
     test = inputs.point_source(config, "test").points
     model = mean_scores(run, params, test, desc="SO(3) test")["nll"]

@@ -16,13 +16,12 @@ number of time points; then samples. Writes `results.md` / `results.json` there.
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from experiments.heldout import mean_scores
+from experiments.heldout import mean_scores, train_to_end
 from experiments.timing import cpu_model
 from flowjax.contracts import SamplerSettings
 from flowjax.models import parameter_count
@@ -64,10 +63,7 @@ def run_family(family: str, args: argparse.Namespace, work: Path) -> dict:
         return json.loads(path.read_text())
     overrides = [f"--config.data.path={args.data}", f"--config.steps={args.steps}"]
     config = apply_overrides(load_config(CONFIGS / f"shakespeare_{family}.py"), overrides)
-    start = time.perf_counter()
-    if int(loop.train(config, work / family / "run").step) < config.steps:
-        raise SystemExit("training stopped before its last step; rerun to resume it")
-    seconds = time.perf_counter() - start
+    seconds = train_to_end(config, work / family / "run")
     run = loop.setup(config, work / family / "run", read_only=True)
     result = {
         "family": family,
