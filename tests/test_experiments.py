@@ -239,3 +239,17 @@ def test_rfm_so3_reduced_run_scores_against_the_entropy(tmp_path):
     assert "entropy" in (tmp_path / "t" / "results.md").read_text()
     for name in ("samples.png", "data.png", "validation.png"):
         assert (tmp_path / "t" / name).stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_rfm_torus_reduced_run_beats_the_uniform_law(tmp_path):
+    from experiments.rfm_torus import run
+    from tests.shared_data import shared_data
+
+    data = shared_data() / "rna-torsions" / "rna.tsv"
+    argv = ["--workdir", str(tmp_path), "--data", str(data), "--seeds", "0"]
+    out = run.main([*argv, "--steps", "100", "--every", "50", "--tag", "t"])
+    assert out[0]["test_points"] == 947 and len(out[0]["validation"]) == 2
+    assert np.isfinite(out[0]["test_nll"]) and out[0]["test_nll"] < 7 * np.log(2 * np.pi)
+    assert "Chen & Lipman 2024" in (tmp_path / "t" / "results.md").read_text()
+    assert (tmp_path / "t" / "validation.png").stat().st_size > 5_000

@@ -50,13 +50,15 @@ CPU = [
 ]
 
 
-def run_one(name: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
+def run_one(data: list[str], seed: int, args: argparse.Namespace, work: Path, desc: str) -> dict:
+    """One seed's run on the data that `data` (config overrides) names, cached in `work`:
+    its test NLL, validation curve, best step, size and training time."""
     path = work / "result.json"
     if path.is_file():
         return json.loads(path.read_text())
     overrides = [
         *CPU,
-        f"--config.data.path={args.data / FILES[name]}",
+        *data,
         f"--config.data.seed={seed}",
         f"--config.seed={seed}",
         f"--config.steps={args.steps}",
@@ -67,7 +69,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
     seconds = train_to_end(config, work / "run")
     run, params, best = best_checkpoint(config, work / "run")
     test = inputs.point_source(config, "test").points
-    scores = mean_scores(run, params, test, desc=f"{name} seed {seed} test")
+    scores = mean_scores(run, params, test, desc=f"{desc} test")
     run.checkpointer.close()
     rows = [json.loads(line) for line in (work / "run" / "metrics.jsonl").open()]
     curve = [(r["step"], r["eval/nll"]) for r in rows if "eval/nll" in r]
@@ -140,7 +142,16 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     work = args.workdir / args.tag
     results = {
-        name: {seed: run_one(name, seed, args, work / name / f"seed{seed}") for seed in args.seeds}
+        name: {
+            seed: run_one(
+                [f"--config.data.path={args.data / FILES[name]}"],
+                seed,
+                args,
+                work / name / f"seed{seed}",
+                f"{name} seed {seed}",
+            )
+            for seed in args.seeds
+        }
         for name in args.datasets
     }
     text = report(results, args)
