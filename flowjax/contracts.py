@@ -68,7 +68,8 @@ class DataSpec:
       for writing samples as text; None for other data.
     manifold: the points along the last axis lie on a manifold (`flowjax.manifolds.by_name`:
       "sphere", S^(D-1) in R^D; "torus", T^D of angles; "so3", flattened rotation matrices,
-      D = 9; "hyperbolic", H^(D-1) on the hyperboloid in R^D), or None for Euclidean data.
+      D = 9; "hyperbolic", H^(D-1) on the hyperboloid in R^D; "bumpy_sphere", the generated
+      mesh of `flowjax.manifolds.mesh`, D = 3), or None for Euclidean data.
     """
 
     event_shape: tuple[int, ...]

@@ -61,7 +61,8 @@ def scatter_png(samples: np.ndarray, path: Path, title: str) -> None:
 
 def _manifold_coordinates(samples: np.ndarray, manifold: str) -> tuple[list, tuple, tuple]:
     """(pairs of coordinate arrays to scatter, their limits, their labels) for `manifold_png`."""
-    if manifold == "sphere" and samples.shape[-1] == 3:
+    if manifold in ("sphere", "bumpy_sphere") and samples.shape[-1] == 3:
+        samples = samples / np.linalg.norm(samples, axis=-1, keepdims=True)  # the direction
         lon = np.degrees(np.arctan2(samples[:, 1], samples[:, 0]))
         lat = np.degrees(np.arcsin(np.clip(samples[:, 2], -1.0, 1.0)))
         return [(lon, lat)], ((-180, 180), (-90, 90)), ("longitude", "latitude")
@@ -80,8 +81,9 @@ def _manifold_coordinates(samples: np.ndarray, manifold: str) -> tuple[list, tup
 
 
 def manifold_png(samples: np.ndarray, manifold: str, path: Path, title: str) -> None:
-    """Points of S^2 (`[N, 3]`) as longitude / latitude in degrees (an equirectangular map),
-    angles of a torus (`[N, D]`) as the pairs (0, 1), (2, 3), ... side by side, rotations as
+    """Points of S^2 (`[N, 3]`; of a bumpy sphere, their directions) as longitude / latitude
+    in degrees (an equirectangular map), angles of a torus (`[N, D]`) as the pairs (0, 1),
+    (2, 3), ... side by side, rotations as
     pairs of their rotation vectors' coordinates, hyperbolic points in the Poincare ball."""
     import matplotlib
 

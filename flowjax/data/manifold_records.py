@@ -1,7 +1,8 @@
 """Datasets of points on manifolds, from the files as the benchmarks ship them: earth-event
 locations (latitude, longitude in degrees) as points of S^2 in R^3, RNA backbone torsion
 angles (degrees) as points of the flat torus T^7, and rotations (frames, e.g. of protein
-residues: a `.npy` of matrices or quaternions) as points of SO(3); per-seed random
+residues: a `.npy` of matrices or quaternions) as points of SO(3), points of a generated mesh
+(a `.npy` `[N, 3]`); per-seed random
 train/valid/test splits of the sizes the Riemannian FM code draws (80/10/10).
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from flowjax.manifolds import SO3, from_quaternion
+from flowjax.manifolds.mesh import generated
 
 SPLITS = ("train", "valid", "test")
 TORSIONS = 7  # alpha, beta, gamma, delta, epsilon, zeta, chi
@@ -79,6 +81,21 @@ def rotations(path: str | Path, tolerance: float = 1e-3) -> np.ndarray:
     if error > tolerance or np.abs(np.linalg.det(matrices) - 1).max() > tolerance:
         raise ValueError(f"{path}: not rotation matrices (|R R^T - I| up to {error:.2g})")
     return np.asarray(SO3().projx(matrices.reshape(-1, 9).astype(np.float32)))
+
+
+def surface_points(
+    path: str | Path, mesh: str = "bumpy_sphere", tolerance: float = 1e-3
+) -> np.ndarray:
+    """Points `[N, 3]` float32 of a generated mesh (`flowjax.manifolds.mesh.GENERATED`) from a
+    `.npy`; each must lie within `tolerance` of the surface (they are re-projected)."""
+    values = np.load(Path(path), allow_pickle=False)
+    if values.ndim != 2 or values.shape[1] != 3 or len(values) == 0:
+        raise ValueError(f"{path}: expected points [N, 3], got shape {values.shape}")
+    points = np.asarray(generated(mesh).projx(values.astype(np.float32)))
+    error = np.abs(points - values).max()
+    if error > tolerance:
+        raise ValueError(f"{path}: points up to {error:.2g} off the {mesh} surface")
+    return points
 
 
 def random_split(n: int, split: str, seed: int) -> np.ndarray:

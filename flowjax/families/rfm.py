@@ -1,7 +1,10 @@
 """Riemannian flow matching (Chen & Lipman 2024) on the manifold the data names (`DataSpec.
-manifold`: a sphere, a flat torus, SO(3) or a hyperbolic space): geodesic paths from the
-uniform law (or a wrapped normal), the loss in the metric, projected fixed-step sampling and
-likelihoods with the exact divergence of the tangent field under the source's density.
+manifold`: a sphere, a flat torus, SO(3), a hyperbolic space, or a generated mesh): geodesic
+paths from the uniform law (or a wrapped normal), or on a mesh, which has no exponential map,
+premetric paths of its spectral distance (simulated trajectories, every point of a stratified
+time grid a training pair, as the RFM code trains); the loss in the metric, projected
+fixed-step sampling and likelihoods with the exact divergence of the tangent field under the
+source's density.
 
 The network reads the point's features, its ambient coordinates (a sphere's, a flattened
 rotation matrix, a hyperboloid's) or `(cos, sin)` of each angle on a torus (the torus
@@ -44,6 +47,7 @@ class RFMConfig:
     coupling: "independent" or minibatch OT with the squared geodesic cost by the "exact",
       "auction" or "sinkhorn" solver (`coupling_reg` for sinkhorn), over the global batch or
       each device's shard (`coupling_scope`; `flowjax.couplings`).
+    premetric_times: time points per simulated pair on a premetric path (meshes).
     nll_rtol: tolerance of the adaptive (dopri5) solve of the held-out likelihood.
     """
 
@@ -53,6 +57,7 @@ class RFMConfig:
     coupling: str = "independent"
     coupling_reg: float = 0.0
     coupling_scope: str = "global"
+    premetric_times: int = 32
     nll_rtol: float = 1e-5
 
     def choices(self) -> dict[str, Collection]:
@@ -68,6 +73,8 @@ class RFMConfig:
             raise ValueError(f"source_scale must be positive, got {self.source_scale}")
         if self.coupling == "sinkhorn" and not self.coupling_reg > 0:
             raise ValueError("coupling = 'sinkhorn' needs coupling_reg > 0")
+        if self.premetric_times < 1:
+            raise ValueError(f"premetric_times must be positive, got {self.premetric_times}")
         if not 0 < self.nll_rtol < 1:
             raise ValueError(f"nll_rtol must be in (0, 1), got {self.nll_rtol}")
 
@@ -93,10 +100,17 @@ class RFM:
             if not hasattr(self.manifold, "uniform"):
                 raise ValueError(f"{self.manifold} is not compact: use source='wrapped_normal'")
             self.source = sources.ManifoldUniform(self.manifold)
+        elif not hasattr(self.manifold, "log_wrapped_normal"):
+            raise ValueError(f"{data.manifold} has no wrapped normal: use source='uniform'")
         else:
             origin = self.manifold.origin
             self.source = sources.WrappedNormal(self.manifold, origin, config.source_scale)
-        self.path = paths.GeodesicPath(self.manifold, paths.SCHEDULERS[config.scheduler]())
+        scheduler = paths.SCHEDULERS[config.scheduler]()
+        self.geodesic = hasattr(self.manifold, "expmap")
+        if self.geodesic:
+            self.path = paths.GeodesicPath(self.manifold, scheduler)
+        else:
+            self.path = paths.PremetricPath(self.manifold, scheduler)
         self.coupling = couplings.configured(
             config.coupling,
             reg=config.coupling_reg,
@@ -126,13 +140,18 @@ class RFM:
         batch: Mapping[str, Array],
         context: TrainContext | None = None,
     ) -> tuple[Array, dict[str, Array]]:
-        """The RFM loss (`losses.rfm_loss`) on the batch's points."""
+        """The RFM loss on the batch's points: `losses.rfm_loss` on a geodesic path,
+        `losses.premetric_rfm_loss` (`premetric_times` per pair) on a premetric one."""
         del context
         x1 = self.manifold.projx(batch["x1"].astype(jnp.float32))
-        v = self.velocity(field)
-        loss, aux = losses.rfm_loss(
-            v, params, key, x1, path=self.path, source=self.source, coupling=self.coupling
-        )
+        v, common = self.velocity(field), {"source": self.source, "coupling": self.coupling}
+        if self.geodesic:
+            loss, aux = losses.rfm_loss(v, params, key, x1, path=self.path, **common)
+        else:
+            times = self.config.premetric_times
+            loss, aux = losses.premetric_rfm_loss(
+                v, params, key, x1, path=self.path, times=times, **common
+            )
         return loss, {"loss": loss, **aux}
 
     def sampler(self, settings: SamplerSettings) -> Sampler:
@@ -140,6 +159,8 @@ class RFM:
         method, or geodesic Euler steps ("geodesic"), from the source at t = 0."""
         check_choice(settings.method, self.sampler_methods, "sampler method")
         geodesic = settings.method == "geodesic"
+        if geodesic and not self.geodesic:
+            raise ValueError(f"{self.data.manifold} has no exponential map: sample by projection")
 
         def sample(
             field: Field, params: Any, key: Array, n: int, cond: Mapping[str, Array]
@@ -178,5 +199,6 @@ class RFM:
         return {}
 
     def render(self, samples: np.ndarray, path: Path, title: str) -> None:
-        """A map of S^2 samples, or the angle pairs of torus samples (`plots.manifold_png`)."""
+        """A map of S^2 (or mesh) samples, the angle pairs of torus samples, ...
+        (`plots.manifold_png`)."""
         plots.manifold_png(samples, self.data.manifold, path, title)

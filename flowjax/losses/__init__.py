@@ -14,7 +14,7 @@ from flowjax.losses.discrete import (
     rate_generalized_kl,
     token_cross_entropy,
 )
-from flowjax.losses.riemannian import rfm_loss
+from flowjax.losses.riemannian import premetric_rfm_loss, rfm_loss
 
 __all__ = [
     "DISCRETE_LOSSES",
@@ -26,6 +26,7 @@ __all__ = [
     "generalized_kl",
     "path_cross_entropy",
     "path_generalized_kl",
+    "premetric_rfm_loss",
     "rate_generalized_kl",
     "rfm_loss",
     "token_cross_entropy",

@@ -4,6 +4,7 @@ are arrays `[..., ambient_dim]` (`flowjax.manifolds.base` states the contract)."
 from flowjax.manifolds.base import Manifold, safe_norm, tangent_field
 from flowjax.manifolds.euclidean import Euclidean
 from flowjax.manifolds.hyperbolic import Hyperbolic, minkowski
+from flowjax.manifolds.mesh import TriangleMesh, generated
 from flowjax.manifolds.product import Product
 from flowjax.manifolds.rotations import SO3, from_quaternion, to_quaternion, to_rotation_vector
 from flowjax.manifolds.sphere import Sphere
@@ -15,6 +16,7 @@ NAMED = {
     "torus": FlatTorus,
     "so3": lambda ambient_dim: SO3(),
     "hyperbolic": lambda ambient_dim: Hyperbolic(ambient_dim - 1),
+    "bumpy_sphere": lambda ambient_dim: generated("bumpy_sphere"),
 }
 
 
@@ -37,6 +39,7 @@ __all__ = [
     "Manifold",
     "Product",
     "Sphere",
+    "TriangleMesh",
     "by_name",
     "from_quaternion",
     "minkowski",

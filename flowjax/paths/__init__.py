@@ -1,5 +1,5 @@
 """Probability paths: schedulers, affine Gaussian paths and parameterization conversions, the
-mixture paths of discrete flow matching, and geodesic paths on manifolds."""
+mixture paths of discrete flow matching, and geodesic and premetric paths on manifolds."""
 
 from flowjax.contracts import PathSample
 from flowjax.paths.affine import PARAMETERIZATIONS, AffinePath, as_velocity
@@ -12,6 +12,7 @@ from flowjax.paths.dirichlet import (
 from flowjax.paths.geodesic import GeodesicPath
 from flowjax.paths.mixture import MetricPath, MixturePath, carry_unmasked
 from flowjax.paths.noisy import NOISES, BrownianBridge, Constant, NoisyPath
+from flowjax.paths.premetric import PremetricPath
 from flowjax.paths.schedule_change import change_scheduler
 from flowjax.paths.schedulers import (
     SCHEDULERS,
@@ -45,6 +46,7 @@ __all__ = [
     "NoisyPath",
     "PathSample",
     "Polynomial",
+    "PremetricPath",
     "Scheduler",
     "as_velocity",
     "betainc_da",

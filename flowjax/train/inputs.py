@@ -27,7 +27,7 @@ HELD_OUT_POINTS = 2048  # fresh toy points (at most log.num_samples) for NLL and
 
 # data.kind -> the record source of an image dataset split (`{"image": uint8, "label": int}`);
 # "toy2d" is generated on the devices; "text" and "table" are tokens (`token_source`);
-# "earth", "torsions" and "rotations" are points of a manifold (`point_source`).
+# "earth", "torsions", "rotations" and "bumpy_sphere" are points of a manifold (`point_source`).
 DATA_KINDS = {
     "toy2d": None,
     "text": None,
@@ -35,6 +35,7 @@ DATA_KINDS = {
     "earth": None,
     "torsions": None,
     "rotations": None,
+    "bumpy_sphere": None,
     "mnist": lambda data: records.mnist(data.path, data.split),
     "cifar10": lambda data: records.image_folder(data.path, data.split, cache=data.cache),
     "tfds": lambda data: records.tfds_source(data.name, data.path, data.split),
@@ -112,6 +113,7 @@ POINT_KINDS = {
     "earth": ("sphere", 3, manifold_records.earth_events),
     "torsions": ("torus", manifold_records.TORSIONS, manifold_records.torsion_angles),
     "rotations": ("so3", 9, manifold_records.rotations),
+    "bumpy_sphere": ("bumpy_sphere", 3, manifold_records.surface_points),
 }
 
 
