@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from flowjax import couplings, losses, manifolds, ot, paths, solvers, sources
+from flowjax.contracts import DataSpec, SamplerSettings
+from flowjax.families import RFM, RFMConfig
 
 S2, T3 = manifolds.Sphere(2), manifolds.FlatTorus(3)
 SO3, H2 = manifolds.SO3(), manifolds.Hyperbolic(2)
@@ -44,6 +46,16 @@ def test_projected_rk4_integrates_a_rotation_to_1e_5_and_euler_converges_at_orde
     ]
     assert 1.8 < errors[0] / errors[1] < 2.2 and 1.8 < errors[1] / errors[2] < 2.2
     np.testing.assert_allclose(jnp.linalg.norm(sol.y, axis=-1), 1.0, atol=1e-6)
+
+
+def test_the_family_s_adaptive_sampler_integrates_a_rotation_to_1e_4():
+    family = RFM(RFMConfig(nll_rtol=1e-6), DataSpec((3,), manifold="sphere"))
+    sampler = family.sampler(SamplerSettings(method="dopri5"))
+    x, stats = sampler(rotation, None, jax.random.key(0), 64, {})
+    x0 = family.source.sample(jax.random.key(0), (64, 3))
+    np.testing.assert_allclose(x, rotated(x0), atol=1e-4)
+    np.testing.assert_allclose(jnp.linalg.norm(x, axis=-1), 1.0, atol=1e-6)
+    assert int(stats.nfe_batch) > 6  # adaptive steps, counted
 
 
 def spin(params, x, t):

@@ -48,7 +48,8 @@ class RFMConfig:
       "auction" or "sinkhorn" solver (`coupling_reg` for sinkhorn), over the global batch or
       each device's shard (`coupling_scope`; `flowjax.couplings`).
     premetric_times: time points per simulated pair on a premetric path (meshes).
-    nll_rtol: tolerance of the adaptive (dopri5) solve of the held-out likelihood.
+    nll_rtol: tolerance of the adaptive solves: the held-out likelihood's (dopri5) and the
+      adaptive samplers' ("dopri5", "tsit5").
     """
 
     source: str = "uniform"
@@ -89,7 +90,7 @@ class RFM:
     """Riemannian FM on `DataSpec` points of a named manifold (the module docstring)."""
 
     Config = RFMConfig
-    sampler_methods = ("rk4", "euler", "midpoint", "geodesic")
+    sampler_methods = ("rk4", "euler", "midpoint", "geodesic", "dopri5", "tsit5")
 
     def __init__(self, config: RFMConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
         if data.manifold is None or not data.is_float or data.num_classes is not None:
@@ -155,19 +156,29 @@ class RFM:
         return loss, {"loss": loss, **aux}
 
     def sampler(self, settings: SamplerSettings) -> Sampler:
-        """`settings.steps` projected Runge-Kutta steps (`solvers.manifold_sample`) of the
-        method, or geodesic Euler steps ("geodesic"), from the source at t = 0."""
+        """From the source at t = 0: `settings.steps` projected Runge-Kutta steps
+        (`solvers.manifold_sample`) of the method, geodesic Euler steps ("geodesic"), or an
+        adaptive Diffrax solve ("dopri5", "tsit5" at `nll_rtol`) in ambient coordinates of the
+        tangent field, its end projected onto the manifold."""
         check_choice(settings.method, self.sampler_methods, "sampler method")
         geodesic = settings.method == "geodesic"
         if geodesic and not self.geodesic:
             raise ValueError(f"{self.data.manifold} has no exponential map: sample by projection")
+        adaptive = settings.method not in solvers.FIXED_STEP and not geodesic
+        rtol = self.config.nll_rtol
 
         def sample(
             field: Field, params: Any, key: Array, n: int, cond: Mapping[str, Array]
         ) -> tuple[Array, solvers.SolveStats]:
             x0 = self.source.sample(key, (n, *self.data.event_shape), jnp.float32)
+            v = self.velocity(field)
+            if adaptive:
+                sol = solvers.sample(
+                    v, params, x0, cond=cond, method=settings.method, rtol=rtol, atol=rtol
+                )
+                return self.manifold.projx(sol.y), sol.stats
             sol = solvers.manifold_sample(
-                self.velocity(field),
+                v,
                 params,
                 x0,
                 manifold=self.manifold,

@@ -1,6 +1,5 @@
 """A multilayer-perceptron velocity field for vector data (2-D toys, tabular data)."""
 
-import itertools
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -30,8 +29,10 @@ class MLP(nnx.Module):
     `dim` is the event shape (an int for vectors); other event shapes are flattened.
 
     The input layer sees `[x, embed(t), embed(y)]`, followed by `depth` hidden layers of `width`
-    units. Time embeddings: "raw" (t itself, as TorchCFM's and Meta's 2-D examples), "sinusoidal"
-    (fixed features, `time_dim`), "learned" (t -> Linear -> act -> Linear, `time_dim`).
+    units; with `time_every_layer` every later layer (the output's too) sees `[h, embed(t)]`, a
+    time-dependent bias per layer as the RFM networks' concat layers. Time embeddings: "raw"
+    (t itself, as TorchCFM's and Meta's 2-D examples), "sinusoidal" (fixed features,
+    `time_dim`), "learned" (t -> Linear -> act -> Linear, `time_dim`).
     With `num_classes`, labels are embedded (`LabelEmbedding`, `class_dim` features); label
     `NULL_LABEL` = -1 (or `num_classes`, or `y=None`) is the null class of classifier-free
     guidance.
@@ -50,6 +51,7 @@ class MLP(nnx.Module):
         time_dim: int = 64,
         num_classes: int | None = None,
         class_dim: int = 64,
+        time_every_layer: bool = False,
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ) -> None:
@@ -74,21 +76,28 @@ class MLP(nnx.Module):
         if num_classes is not None:
             self.class_embed = LabelEmbedding(num_classes, class_dim, dtype=dtype, rngs=rngs)
             c_features = class_dim
+        self.time_every_layer = time_every_layer
+        extra = self.time_embed.out_features if time_every_layer else 0
         sizes = [dim + self.time_embed.out_features + c_features] + [width] * depth
-        self.hidden = nnx.List([linear(i, o) for i, o in itertools.pairwise(sizes)])
-        self.out = linear(width, dim)
+        inputs = [sizes[0]] + [width + extra] * (depth - 1)
+        self.hidden = nnx.List([linear(i, o) for i, o in zip(inputs, sizes[1:], strict=True)])
+        self.out = linear(width + extra, dim)
 
     def __call__(self, x: Array, t: Array | float, y: Array | None = None) -> Array:
         if x.shape[1:] != self.event_shape:
             raise ValueError(f"x must have shape [B, *{list(self.event_shape)}], got {x.shape}")
         t = batch_time(t, x).astype(x.dtype)
-        features = [x.reshape(x.shape[0], -1), self.time_embed(t).astype(x.dtype)]
+        time = self.time_embed(t).astype(x.dtype)
+        features = [x.reshape(x.shape[0], -1), time]
         if self.num_classes is not None:
             features.append(self.class_embed(y, x.shape[0]).astype(x.dtype))
         elif y is not None:
             raise ValueError("y was given but the MLP was built without num_classes")
         h = jnp.concatenate(features, axis=-1)
         act = ACTIVATIONS[self.activation]
-        for layer in self.hidden:
-            h = act(layer(h))
-        return self.out(h).astype(x.dtype).reshape(x.shape)
+        for i, layer in enumerate(self.hidden):
+            h = act(layer(self._with_time(h, time) if i else h))
+        return self.out(self._with_time(h, time)).astype(x.dtype).reshape(x.shape)
+
+    def _with_time(self, h: Array, time: Array) -> Array:
+        return jnp.concatenate([h, time], axis=-1) if self.time_every_layer else h
