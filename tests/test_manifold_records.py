@@ -4,10 +4,14 @@ matrices or quaternions."""
 
 import math
 
+import jax
 import numpy as np
 import pytest
 
 from flowjax.data import manifold_records as mr
+from flowjax.manifolds import mesh
+from flowjax.train.config import DataConfig
+from flowjax.train.inputs import _point_spec
 from tests.shared_data import shared_data
 
 EARTH = {"volerup": 827, "quakes_all": 6120, "flood": 4875, "fire": 12809}
@@ -78,3 +82,25 @@ def test_rotations_from_matrices_or_quaternions(tmp_path):
     np.save(tmp_path / "vectors.npy", rng.normal(size=(50, 3)))
     with pytest.raises(ValueError, match=r"expected rotations \[N, 3, 3\]"):
         mr.rotations(tmp_path / "vectors.npy")
+
+
+def test_angles_and_mesh_points_from_npy(tmp_path):
+    """Angles in radians wrap to [0, 2 pi) on T^D; points of the generated mesh are kept (to
+    its projection) and points off it are refused; the run's spec takes D from the file."""
+    angles = np.array([[-0.5, 7.0, 3.0], [2 * math.pi, 0.0, -7.0]])
+    np.save(tmp_path / "angles.npy", angles)
+    read = mr.angles(tmp_path / "angles.npy")
+    np.testing.assert_allclose(np.cos(read), np.cos(angles), atol=1e-6)
+    assert read.dtype == np.float32 and read.min() >= 0 and read.max() < 2 * math.pi
+    spec = _point_spec(DataConfig(kind="angles", path=str(tmp_path / "angles.npy")))
+    assert spec.event_shape == (3,) and spec.manifold == "torus"
+    np.save(tmp_path / "nan.npy", angles * np.nan)
+    with pytest.raises(ValueError, match="finite angles"):
+        mr.angles(tmp_path / "nan.npy")
+    surface = mesh.generated("bumpy_sphere")
+    points = np.asarray(surface.uniform(jax.random.key(0), (100,)))
+    np.save(tmp_path / "points.npy", points)
+    np.testing.assert_allclose(mr.surface_points(tmp_path / "points.npy"), points, atol=2e-6)
+    np.save(tmp_path / "off.npy", 1.5 * points)
+    with pytest.raises(ValueError, match="off the bumpy_sphere surface"):
+        mr.surface_points(tmp_path / "off.npy")

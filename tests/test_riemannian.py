@@ -58,6 +58,21 @@ def test_the_family_s_adaptive_sampler_integrates_a_rotation_to_1e_4():
     assert int(stats.nfe_batch) > 6  # adaptive steps, counted
 
 
+def test_the_family_s_hutchinson_likelihood_agrees_with_the_exact_one():
+    def drift(params, x, t):  # a gradient field on S^2 once made tangent: divergence != 0
+        return jnp.broadcast_to(jnp.array([0.0, 0.0, 1.5]), x.shape)
+
+    x1 = {"x1": S2.uniform(jax.random.key(1), (512,))}
+    scores = {}
+    for divergence in ("exact", "hutchinson"):
+        family = RFM(RFMConfig(nll_divergence=divergence), DataSpec((3,), manifold="sphere"))
+        scores[divergence] = float(
+            family.evaluators(None)["nll"](drift, None, jax.random.key(2), x1)["nll"]
+        )
+    assert abs(scores["exact"] - math.log(4 * math.pi)) > 0.1  # the field changes the density
+    assert scores["hutchinson"] == pytest.approx(scores["exact"], abs=0.05)
+
+
 def spin(params, x, t):
     """The field R hat(OMEGA) on SO(3), whose flow is R exp(t hat(OMEGA)) (a right
     translation, which keeps the Haar law)."""

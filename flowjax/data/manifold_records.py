@@ -1,8 +1,8 @@
 """Datasets of points on manifolds, from the files as the benchmarks ship them: earth-event
 locations (latitude, longitude in degrees) as points of S^2 in R^3, RNA backbone torsion
-angles (degrees) as points of the flat torus T^7, and rotations (frames, e.g. of protein
-residues: a `.npy` of matrices or quaternions) as points of SO(3), points of a generated mesh
-(a `.npy` `[N, 3]`); per-seed random
+angles (degrees) as points of the flat torus T^7 (any T^D from a `.npy` of radians),
+rotations (frames, e.g. of protein residues: a `.npy` of matrices or quaternions) as points
+of SO(3), and points of a generated mesh (a `.npy` `[N, 3]`); per-seed random
 train/valid/test splits of the sizes the Riemannian FM code draws (80/10/10).
 """
 
@@ -65,6 +65,15 @@ def torsion_angles(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: expected rows of an id, a base and {TORSIONS} angles")
     degrees = np.array([[float(a) for a in r[2:]] for r in rows], np.float64)
     return np.radians(np.mod(degrees, 360.0)).astype(np.float32) % np.float32(2 * math.pi)
+
+
+def angles(path: str | Path) -> np.ndarray:
+    """Points of a flat torus T^D from a `.npy` of angles `[N, D]` in radians, wrapped to
+    [0, 2 pi) float32."""
+    values = np.load(Path(path), allow_pickle=False)
+    if values.ndim != 2 or len(values) == 0 or not np.all(np.isfinite(values)):
+        raise ValueError(f"{path}: expected finite angles [N, D], got shape {values.shape}")
+    return (np.mod(values, 2 * math.pi)).astype(np.float32) % np.float32(2 * math.pi)
 
 
 def rotations(path: str | Path, tolerance: float = 1e-3) -> np.ndarray:

@@ -41,7 +41,8 @@ class DataConfig:
     where train (and valid) end, `flowjax.data.records.split_bounds`), "table" (the table
     `name` of categorical columns under `path`, `<name>.<split>.data` as DEBD ships them),
     "earth" (a CSV of latitude, longitude events: points of S^2), "torsions" (RNA's
-    `rna.tsv`: points of T^7), "rotations" (a `.npy` of rotation matrices or quaternions:
+    `rna.tsv`: points of T^7), "angles" (a `.npy` `[N, D]` of radians: points of T^D),
+    "rotations" (a `.npy` of rotation matrices or quaternions:
     points of SO(3)) and "bumpy_sphere" (a `.npy` `[N, 3]` of points of the generated mesh,
     `flowjax.manifolds.mesh`), split 80/10/10 by `seed` and evaluated on the valid split,
     "tfds" (the prepared dataset `name` in the TFDS data dir `path`).

@@ -27,13 +27,14 @@ HELD_OUT_POINTS = 2048  # fresh toy points (at most log.num_samples) for NLL and
 
 # data.kind -> the record source of an image dataset split (`{"image": uint8, "label": int}`);
 # "toy2d" is generated on the devices; "text" and "table" are tokens (`token_source`);
-# "earth", "torsions", "rotations" and "bumpy_sphere" are points of a manifold (`point_source`).
+# the kinds of `POINT_KINDS` ("earth", "torsions", ...) are points of a manifold (`point_source`).
 DATA_KINDS = {
     "toy2d": None,
     "text": None,
     "table": None,
     "earth": None,
     "torsions": None,
+    "angles": None,
     "rotations": None,
     "bumpy_sphere": None,
     "mnist": lambda data: records.mnist(data.path, data.split),
@@ -108,10 +109,12 @@ def token_source(config: TrainConfig, split: str = "train") -> Any:
         raise ConfigError(f"config.data.path = {data.path!r}: {error.strerror or error}") from None
 
 
-# data.kind -> (the manifold its points lie on, their coordinates, the reader of `data.path`)
+# data.kind -> (the manifold its points lie on, their coordinates (None: the file's columns),
+# the reader of `data.path`)
 POINT_KINDS = {
     "earth": ("sphere", 3, manifold_records.earth_events),
     "torsions": ("torus", manifold_records.TORSIONS, manifold_records.torsion_angles),
+    "angles": ("torus", None, manifold_records.angles),
     "rotations": ("so3", 9, manifold_records.rotations),
     "bumpy_sphere": ("bumpy_sphere", 3, manifold_records.surface_points),
 }
@@ -131,6 +134,11 @@ def point_source(config: TrainConfig, split: str = "train") -> manifold_records.
 
 def _point_spec(data: DataConfig) -> DataSpec:
     manifold, coordinates, _ = POINT_KINDS[data.kind]
+    if coordinates is None:  # a `.npy`'s columns, from its header
+        try:
+            coordinates = np.load(data.path, mmap_mode="r").shape[-1]
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"config.data.path = {data.path!r}: {error}") from None
     return DataSpec((coordinates,), manifold=manifold)
 
 
