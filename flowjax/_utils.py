@@ -44,6 +44,11 @@ def batch_time(t: Array | float, x: Array, name: str = "t") -> Array:
     return t
 
 
+def batch_times(t: Any, x: Array) -> Array | tuple[Array, ...]:
+    """`batch_time` of one time, or of each time of a tuple (the `(r, t)` of two-time models)."""
+    return tuple(batch_time(s, x) for s in t) if isinstance(t, tuple) else batch_time(t, x)
+
+
 def expand_time(t: Array, x: Array) -> Array:
     """Reshape `t: [B]` (or a scalar) to `[B, 1, ..., 1]`, to broadcast with `x: [B, *event]`."""
     t = batch_time(t, x)

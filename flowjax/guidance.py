@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from flowjax._utils import Array, batch_time
+from flowjax._utils import Array, batch_time, batch_times
 
 NULL_LABEL = -1  # the null class of classifier-free guidance, as our models read labels
 
@@ -59,7 +59,8 @@ def guided(
     that case skips the unconditional half (one call on `x` alone).
     `w` may be a traced array (vmap over guidance scales). A Python `w` of 1 (or 0 on the
     whole interval) needs one half only: the field is then one call on `x` alone. Works with
-    every sampler and with `log_likelihood`: pass `cond={"y": labels}`.
+    every sampler and with `log_likelihood`: pass `cond={"y": labels}`. A two-time field's
+    `t = (r, t)` is guided where r lies in the interval.
     """
     lo, hi = interval
     if not 0.0 <= lo <= hi <= 1.0:
@@ -70,12 +71,12 @@ def guided(
     def both(params: Any, x: Array, t: Array, y: Array, cond: dict) -> tuple[Array, Array]:
         return both_halves(v, params, x, t, {label: y, **cond}, null_label, label)
 
-    def v_w(params: Any, x: Array, t: Array | float, **cond: Any) -> Array:
+    def v_w(params: Any, x: Array, t: Any, **cond: Any) -> Array:
         y = _labels(cond, label)
         del cond[label]
-        t = jnp.asarray(t)
-        inside = (t >= lo) & (t <= hi)
-        if t.ndim == 0 and (lo, hi) != (0.0, 1.0):
+        start = jnp.asarray(t[0] if isinstance(t, tuple) else t)  # (r, t): the interval's r
+        inside = (start >= lo) & (start <= hi)
+        if start.ndim == 0 and (lo, hi) != (0.0, 1.0):
             return jax.lax.cond(
                 inside,
                 lambda: _combine(*both(params, x, t, y, cond), w),
@@ -92,7 +93,7 @@ def both_halves(
     v: Callable[..., Array],
     params: Any,
     x: Array,
-    t: Array | float,
+    t: Any,
     cond: dict[str, Any],
     null_label: int = NULL_LABEL,
     label: str = "y",
@@ -106,7 +107,7 @@ def both_halves(
     out = v(
         params,
         twice(x),
-        twice(batch_time(t, x)),
+        jax.tree.map(twice, batch_times(t, x)),
         **{label: jnp.concatenate([y, jnp.full_like(y, null_label)])},
         **jax.tree.map(twice, rest),
     )

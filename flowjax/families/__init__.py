@@ -12,6 +12,7 @@ from flowjax.families.catflow import CatFlow, CatFlowConfig
 from flowjax.families.cfm import CFM, CFMConfig
 from flowjax.families.dfm import DFM, DFMConfig
 from flowjax.families.dirichlet import DirichletFM, DirichletFMConfig
+from flowjax.families.meanflow import MeanFlow, MeanFlowConfig
 from flowjax.families.rfm import RFM, RFMConfig
 
 FAMILIES: dict[str, type] = {
@@ -21,6 +22,7 @@ FAMILIES: dict[str, type] = {
     "dirichlet": DirichletFM,
     "ar": AR,
     "rfm": RFM,
+    "meanflow": MeanFlow,
 }
 
 
@@ -52,6 +54,8 @@ __all__ = [
     "DFMConfig",
     "DirichletFM",
     "DirichletFMConfig",
+    "MeanFlow",
+    "MeanFlowConfig",
     "RFMConfig",
     "get",
 ]

@@ -1,6 +1,6 @@
 """Training objectives: the conditional FM regression loss, and the discrete FM losses of
-mixture and metric paths (cross-entropy, generalized KL) with their ELBO, and the Riemannian
-FM loss in the metric."""
+mixture and metric paths (cross-entropy, generalized KL) with their ELBO, the Riemannian FM
+loss in the metric, and the MeanFlow objective of average-velocity (one-step) models."""
 
 from flowjax.losses.cfm import LOSS_TARGETS, cfm_loss
 from flowjax.losses.discrete import (
@@ -14,6 +14,7 @@ from flowjax.losses.discrete import (
     rate_generalized_kl,
     token_cross_entropy,
 )
+from flowjax.losses.meanflow import instantaneous, meanflow_loss
 from flowjax.losses.riemannian import premetric_rfm_loss, rfm_loss
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "dfm_elbo",
     "dfm_loss",
     "generalized_kl",
+    "instantaneous",
+    "meanflow_loss",
     "path_cross_entropy",
     "path_generalized_kl",
     "premetric_rfm_loss",

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from flowjax._utils import Array, batch_time
+from flowjax._utils import Array, batch_times
 from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding, rotary_embedding
 
 DIT_SIZES = {
@@ -105,7 +105,8 @@ class DiT(nnx.Module):
 
     `size` is one of `DIT_SIZES` (or pass depth / width / heads). The conditioning `c` is
     `TimeEmbedding` (sinusoidal features of `1000 t`, 256 of them, -> Linear -> SiLU -> Linear
-    to `width`) plus, with `num_classes`, `LabelEmbedding`; label `NULL_LABEL` = -1 (or
+    to `width`; with `times=2` the pair `(r, t)`, each its own branch) plus, with
+    `num_classes`, `LabelEmbedding`; label `NULL_LABEL` = -1 (or
     `num_classes`, or `y=None`) is the null class of classifier-free guidance. `dtype` is the
     compute dtype (e.g. bfloat16; parameters stay float32, layer norms run in float32).
     `PRESETS` are the paper's models, "S/2" ... "XL/8": `dict(size=..., patch=...)`.
@@ -126,6 +127,7 @@ class DiT(nnx.Module):
         depth: int | None = None,
         width: int | None = None,
         heads: int | None = None,
+        times: int = 1,
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ) -> None:
@@ -144,7 +146,7 @@ class DiT(nnx.Module):
         self.dtype = dtype or jnp.float32
         self.embed = nnx.Linear(patch * patch * channels, width, dtype=dtype, rngs=rngs)
         self.width = width
-        self.time_embed = TimeEmbedding(dim=256, width=width, dtype=dtype, rngs=rngs)
+        self.time_embed = TimeEmbedding(dim=256, width=width, times=times, dtype=dtype, rngs=rngs)
         if num_classes is not None:
             self.label_embed = LabelEmbedding(num_classes, width, dtype=dtype, rngs=rngs)
         self.blocks = nnx.List(
@@ -164,10 +166,10 @@ class DiT(nnx.Module):
         x = x.reshape(x.shape[0], h // p, w // p, p, p, c).transpose(0, 1, 3, 2, 4, 5)
         return x.reshape(x.shape[0], h, w, c)
 
-    def __call__(self, x: Array, t: Array | float, y: Array | None = None) -> Array:
+    def __call__(self, x: Array, t: Any, y: Array | None = None) -> Array:
         if x.shape[1:] != self.image_shape:
             raise ValueError(f"x must have shape [B, *{list(self.image_shape)}], got {x.shape}")
-        t = batch_time(t, x)
+        t = batch_times(t, x)
         positions = sincos_positions(self.image_shape[0] // self.patch, self.width)
         tokens = self.embed(self._patchify(x.astype(self.dtype))) + positions.astype(self.dtype)
         c = self.time_embed(t)

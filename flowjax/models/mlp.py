@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from flowjax._utils import Array, batch_time, check_choice
+from flowjax._utils import Array, batch_times, check_choice
 from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
@@ -28,9 +28,11 @@ class MLP(nnx.Module):
 
     `dim` is the event shape (an int for vectors); other event shapes are flattened.
 
-    The input layer sees `[x, embed(t), embed(y)]`, followed by `depth` hidden layers of `width`
-    units; with `time_every_layer` every later layer (the output's too) sees `[h, embed(t)]`, a
-    time-dependent bias per layer as the RFM networks' concat layers. Time embeddings: "raw"
+    `t` is one time, or with `times=2` the pair `(r, t)` of a two-time (average-velocity)
+    model (`TimeEmbedding`). The input layer sees `[x, embed(t), embed(y)]`, followed by
+    `depth` hidden layers of `width` units; with `time_every_layer` every later layer (the
+    output's too) sees `[h, embed(t)]`, a time-dependent bias per layer as the RFM networks'
+    concat layers. Time embeddings: "raw"
     (t itself, as TorchCFM's and Meta's 2-D examples), "sinusoidal" (fixed features,
     `time_dim`), "learned" (t -> Linear -> act -> Linear, `time_dim`).
     With `num_classes`, labels are embedded (`LabelEmbedding`, `class_dim` features); label
@@ -52,6 +54,7 @@ class MLP(nnx.Module):
         num_classes: int | None = None,
         class_dim: int = 64,
         time_every_layer: bool = False,
+        times: int = 1,
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ) -> None:
@@ -68,6 +71,7 @@ class MLP(nnx.Module):
             "raw" if time_embedding == "learned" else time_embedding,
             dim=time_dim,
             width=time_dim if time_embedding == "learned" else None,
+            times=times,
             activation=ACTIVATIONS[activation],
             dtype=dtype,
             rngs=rngs,
@@ -83,11 +87,10 @@ class MLP(nnx.Module):
         self.hidden = nnx.List([linear(i, o) for i, o in zip(inputs, sizes[1:], strict=True)])
         self.out = linear(width + extra, dim)
 
-    def __call__(self, x: Array, t: Array | float, y: Array | None = None) -> Array:
+    def __call__(self, x: Array, t: Any, y: Array | None = None) -> Array:
         if x.shape[1:] != self.event_shape:
             raise ValueError(f"x must have shape [B, *{list(self.event_shape)}], got {x.shape}")
-        t = batch_time(t, x).astype(x.dtype)
-        time = self.time_embed(t).astype(x.dtype)
+        time = self.time_embed(batch_times(t, x)).astype(x.dtype)
         features = [x.reshape(x.shape[0], -1), time]
         if self.num_classes is not None:
             features.append(self.class_embed(y, x.shape[0]).astype(x.dtype))

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from flowjax._utils import Array, batch_time
+from flowjax._utils import Array, batch_times
 from flowjax.models.embeddings import LabelEmbedding, TimeEmbedding
 
 NUM_GROUPS = 32  # GroupNorm groups, as in ADM
@@ -234,7 +234,8 @@ class UNet(nnx.Module):
 
     Time (`TimeEmbedding`): sinusoidal features of `time_scale * t` (max period 10,000;
     TorchCFM feeds t in [0, 1] unscaled, `time_scale=1`; ADM's integer diffusion steps would be
-    `1000`), then Linear -> SiLU -> Linear to `4 * model_channels`. With `num_classes`, a label
+    `1000`), then Linear -> SiLU -> Linear to `4 * model_channels`; with `times=2` the pair
+    `(r, t)` of a two-time model, each time its own branch. With `num_classes`, a label
     embedding (`LabelEmbedding`, N(0, 1) rows) is added; label `NULL_LABEL` = -1 (or
     `num_classes`, or `y=None`) is the null class for classifier-free guidance, so the table has
     `num_classes + 1` rows (TorchCFM's has `num_classes`).
@@ -262,6 +263,7 @@ class UNet(nnx.Module):
         resblock_updown: bool = False,
         num_classes: int | None = None,
         time_scale: float = 1.0,
+        times: int = 1,
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
@@ -326,6 +328,7 @@ class UNet(nnx.Module):
             dim=model_channels,
             scale=time_scale,
             width=emb_dim,
+            times=times,
             activation=nnx.silu,
             kernel_init=_kernel_init,
             dtype=dtype,
@@ -396,11 +399,11 @@ class UNet(nnx.Module):
         return cls(**{**cls.PRESETS[name], **overrides}, rngs=rngs)
 
     def __call__(
-        self, x: Array, t: Array | float, y: Array | None = None, *, key: Array | None = None
+        self, x: Array, t: Any, y: Array | None = None, *, key: Array | None = None
     ) -> Array:
         if x.shape[1:] != self.image_shape:
             raise ValueError(f"x must have shape [B, *{list(self.image_shape)}], got {x.shape}")
-        emb = self.time_embed(batch_time(t, x))
+        emb = self.time_embed(batch_times(t, x))
         if self.num_classes is not None:
             emb = emb + self.class_embed(y, x.shape[0])
         elif y is not None:

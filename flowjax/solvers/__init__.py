@@ -1,7 +1,9 @@
-"""ODE sampling and likelihoods on Diffrax; CTMC sampling of discrete flow matching."""
+"""ODE sampling and likelihoods on Diffrax; CTMC sampling of discrete flow matching; flow-map
+(few-step) sampling of average-velocity models."""
 
 from flowjax.solvers.ctmc import DRAWS, JUMPS, ctmc_euler
 from flowjax.solvers.fixed import TABLEAUS, exact_stats, fixed_step, rk_step, time_grid
+from flowjax.solvers.flow_map import flow_map_sample
 from flowjax.solvers.likelihood import (
     DIVERGENCES,
     PROBES,
@@ -42,6 +44,7 @@ __all__ = [
     "exact_divergence",
     "exact_stats",
     "fixed_step",
+    "flow_map_sample",
     "hutchinson_divergence",
     "integrate",
     "log_likelihood",

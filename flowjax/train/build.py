@@ -29,6 +29,12 @@ def network(
     The network must map `[B, *input_shape]` (at `spec.times` times) to `[B, *output_shape]`."""
     cls = models.MODELS[config.model.kind]
     kwargs = config.model.arguments()
+    if spec.times != 1:  # a two-time (average-velocity) network
+        if "times" not in inspect.signature(cls.__init__).parameters:
+            raise ConfigError(
+                f"config.model: {cls.__name__} takes one time; the family needs {spec.times}"
+            )
+        kwargs.setdefault("times", spec.times)
     shape_name = list(inspect.signature(cls.__init__).parameters)[1]
     shape = tuple(kwargs.pop(shape_name, spec.input_shape))
     if shape != tuple(spec.input_shape):
