@@ -283,3 +283,19 @@ def test_rfm_torus_scaling_reduced_run_reports_per_dimension(tmp_path):
         assert out[d]["test_nll"] < d * np.log(2 * np.pi)  # better than the uniform law
     assert "| 8 |" in (tmp_path / "t" / "results.md").read_text()
     assert (tmp_path / "t" / "scaling.png").stat().st_size > 5_000
+
+
+@pytest.mark.slow
+def test_one_step_2d_reduced_run_scores_every_method_and_nfe(tmp_path):
+    from experiments.one_step_2d import run
+
+    out = run.main(["--workdir", str(tmp_path), "--steps", "60", "--tag", "t"])
+    for distribution in run.DISTRIBUTIONS:
+        fm, meanflow = out[distribution]["FM (Euler)"], out[distribution]["MeanFlow"]
+        assert [fm[f"NFE {k}"]["nfe"] for k in run.NFES] == list(run.NFES)
+        assert [meanflow[f"NFE {k}"]["nfe"] for k in run.NFES] == list(run.NFES)
+        assert fm["dopri5"]["nfe"] > 4 and np.isfinite(fm["dopri5"]["w2"])
+        # one Euler step of FM lands on the data's mean; one MeanFlow jump does better
+        assert meanflow["NFE 1"]["w2"] < fm["NFE 1"]["w2"]
+    assert "MeanFlow" in (tmp_path / "t" / "results.md").read_text()
+    assert (tmp_path / "t" / "samples.png").stat().st_size > 10_000
