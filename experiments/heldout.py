@@ -1,8 +1,12 @@
 """Training runs and held-out scoring shared by the experiments: a run trained to its last
-step, a finished run's best checkpoint, and a trained family's evaluators (exact NLL, ELBO,
-...) averaged over every record of a split, in chunks, with a progress bar."""
+step, a finished run's best checkpoint, a trained family's evaluators (exact NLL, ELBO, ...)
+averaged over every record of a split, in chunks, with a progress bar, and a point-data run
+from training to test NLL and samples."""
 
+import argparse
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -10,8 +14,9 @@ import numpy as np
 from tqdm import tqdm
 
 from flowjax.contracts import SamplerSettings
-from flowjax.train import loop
-from flowjax.train.config import TrainConfig
+from flowjax.models import parameter_count
+from flowjax.train import evaluation, inputs, loop
+from flowjax.train.config import TrainConfig, apply_overrides, load_config
 
 CHUNK = 256  # records per evaluator call
 
@@ -57,3 +62,41 @@ def best_checkpoint(config: TrainConfig, workdir: Any) -> tuple[loop.Run, Any, i
     )
     _, state, _, _ = run.checkpointer.restore(target, step=best)
     return run, state.ema_params, best
+
+
+def point_run(
+    config_path: Path, overrides: list[str], args: argparse.Namespace, work: Path, desc: str
+) -> dict:
+    """Train `config_path` with `overrides` and `args.seed` / `args.steps` / `args.every`
+    (validation and checkpoints) in `work`, then score the best checkpoint's EMA parameters on
+    the whole test split of its point data and draw `log.num_samples` samples: `{"test_nll",
+    "test" (points), "samples", "best_step", "validation" [(step, nll)], "parameters",
+    "train_seconds"}`."""
+    overrides = [
+        *overrides,
+        f"--config.data.seed={args.seed}",
+        f"--config.seed={args.seed}",
+        f"--config.steps={args.steps}",
+        f"--config.log.eval_every={args.every}",
+        f"--config.checkpoint.every={args.every}",
+    ]
+    config = apply_overrides(load_config(config_path), overrides)
+    seconds = train_to_end(config, work)
+    run, params, best = best_checkpoint(config, work)
+    test = inputs.point_source(config, "test").points
+    nll = mean_scores(run, params, test, desc=f"{desc} test")["nll"]
+    sampler = evaluation.make_sampler(
+        run.family, run.network, config, run.mesh, run.data, config.log.num_samples
+    )
+    samples, _ = evaluation.draw_samples(sampler, params, args.seed)
+    run.checkpointer.close()
+    rows = [json.loads(line) for line in (work / "metrics.jsonl").open()]
+    return {
+        "test_nll": nll,
+        "test": test,
+        "samples": samples,
+        "best_step": best,
+        "validation": [(r["step"], r["eval/nll"]) for r in rows if "eval/nll" in r],
+        "parameters": parameter_count(params),
+        "train_seconds": seconds,
+    }

@@ -24,14 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.heldout import best_checkpoint, mean_scores, train_to_end
+from experiments.heldout import point_run
 from experiments.rfm_so3.run import figure
 from experiments.timing import cpu_model
 from flowjax import plots
 from flowjax.manifolds import mesh
-from flowjax.models import parameter_count
-from flowjax.train import evaluation, inputs
-from flowjax.train.config import apply_overrides, load_config
 
 CONFIG = Path(__file__).parents[2] / "flowjax" / "configs" / "mesh_rfm.py"
 MESH = mesh.generated("bumpy_sphere")
@@ -95,38 +92,16 @@ def main(argv: list[str] | None = None) -> dict:
     support = density > 0
     entropy = float(-np.sum(density[support] * areas[support] * np.log(density[support])))
 
-    overrides = [
-        *CPU,
-        f"--config.data.path={data}",
-        f"--config.data.seed={args.seed}",
-        f"--config.seed={args.seed}",
-        f"--config.steps={args.steps}",
-        f"--config.log.eval_every={args.every}",
-        f"--config.checkpoint.every={args.every}",
-    ]
-    config = apply_overrides(load_config(CONFIG), overrides)
-    seconds = train_to_end(config, work / "run")
-    run, params, best = best_checkpoint(config, work / "run")
-    test = inputs.point_source(config, "test").points
-    model = mean_scores(run, params, test, desc="mesh test")["nll"]
-    sampler = evaluation.make_sampler(
-        run.family, run.network, config, run.mesh, run.data, config.log.num_samples
-    )
-    samples, _ = evaluation.draw_samples(sampler, params, args.seed)
-    run.checkpointer.close()
-    rows = [json.loads(line) for line in (work / "run" / "metrics.jsonl").open()]
+    out = point_run(CONFIG, [*CPU, f"--config.data.path={data}"], args, work / "run", "mesh")
+    test, samples = out.pop("test"), out.pop("samples")
     in_support = float(np.mean(support[np.asarray(MESH.locate(jnp.asarray(samples))[1])]))
     result = {
-        "test_nll": model,
+        **out,
         "true_density_test_nll": target_nll(density, test),
         "entropy": entropy,
         "uniform_nll": float(MESH.log_volume),
         "samples_in_support": in_support,
         "support_area_fraction": float(areas[support].sum() / areas.sum()),
-        "best_step": best,
-        "validation": [(r["step"], r["eval/nll"]) for r in rows if "eval/nll" in r],
-        "parameters": parameter_count(params),
-        "train_seconds": seconds,
         "test_points": len(test),
         "faces": int(MESH.faces.shape[0]),
         "eigenpairs": int(MESH.weights.shape[0]),

@@ -22,12 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.heldout import best_checkpoint, mean_scores, train_to_end
+from experiments.heldout import point_run
 from experiments.timing import cpu_model
 from flowjax import manifolds, plots, sources
-from flowjax.models import parameter_count
-from flowjax.train import evaluation, inputs
-from flowjax.train.config import apply_overrides, load_config
 
 CONFIG = Path(__file__).parents[2] / "flowjax" / "configs" / "earth_rfm.py"
 COMPONENTS, SCALE, POINTS, ENTROPY_SAMPLES = 4, 0.2, 20_000, 200_000
@@ -77,36 +74,14 @@ def main(argv: list[str] | None = None) -> dict:
     fresh = mixture_sample(k_entropy, means, ENTROPY_SAMPLES)
     entropy = float(-jnp.mean(mixture_log_prob(means, fresh)))
 
-    overrides = [
-        *CPU,
-        f"--config.data.path={data}",
-        f"--config.data.seed={args.seed}",
-        f"--config.seed={args.seed}",
-        f"--config.steps={args.steps}",
-        f"--config.log.eval_every={args.every}",
-        f"--config.checkpoint.every={args.every}",
-    ]
-    config = apply_overrides(load_config(CONFIG), overrides)
-    seconds = train_to_end(config, work / "run")
-    run, params, best = best_checkpoint(config, work / "run")
-    test = inputs.point_source(config, "test").points
-    model = mean_scores(run, params, test, desc="SO(3) test")["nll"]
-    sampler = evaluation.make_sampler(
-        run.family, run.network, config, run.mesh, run.data, config.log.num_samples
-    )
-    samples, _ = evaluation.draw_samples(sampler, params, args.seed)
-    run.checkpointer.close()
-    rows = [json.loads(line) for line in (work / "run" / "metrics.jsonl").open()]
+    out = point_run(CONFIG, [*CPU, f"--config.data.path={data}"], args, work / "run", "SO(3)")
+    test, samples = out.pop("test"), out.pop("samples")
     result = {
-        "test_nll": model,
+        **out,
         "true_density_test_nll": float(-jnp.mean(mixture_log_prob(means, jnp.asarray(test)))),
         "entropy": entropy,
         "uniform_nll": SO3.log_volume,
         "sample_nll": float(-jnp.mean(mixture_log_prob(means, jnp.asarray(samples)))),
-        "best_step": best,
-        "validation": [(r["step"], r["eval/nll"]) for r in rows if "eval/nll" in r],
-        "parameters": parameter_count(params),
-        "train_seconds": seconds,
         "test_points": len(test),
     }
     (work / "results.json").write_text(json.dumps(result, indent=1))
