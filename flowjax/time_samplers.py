@@ -1,8 +1,11 @@
-"""Distributions of the training time t in [0, 1] (t = 0 noise, t = 1 data).
+"""Distributions of the training time t in [0, 1] (t = 0 noise, t = 1 data), and of the time
+pairs (s, e) of two-time (average-velocity) models.
 
 Each sampler is a pytree dataclass called as `sampler(key, shape) -> t` with values clipped to
-`[eps, 1 - eps]` (no clipping at the default eps = 0).
+`[eps, 1 - eps]` (no clipping at the default eps = 0); `TimePairs(...)(key, shape) -> (s, e)`.
 """
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +63,25 @@ class EDMLogNormal:
     def __call__(self, key: Array, shape: tuple[int, ...]) -> Array:
         sigma = jnp.exp(self.p_mean + self.p_std * jax.random.normal(key, shape))
         return jnp.clip(1.0 / (1.0 + sigma), self.eps, 1.0)
+
+
+@pytree_dataclass
+class TimePairs:
+    """`(s, e)`, each of `shape`, with s <= e: two draws of `sampler` sorted, and e = s for a
+    fraction `1 - ratio` of them (MeanFlow's sampler; its logit-normal(-0.4, 1) at t = 1 noise
+    is (0.4, 1) here)."""
+
+    sampler: Any = LogitNormal(mean=0.4, std=1.0)
+    ratio: float = 0.25
+
+    def __post_init__(self) -> None:
+        check_domain("TimePairs ratio", self.ratio, 0.0, 1.0)
+
+    def __call__(self, key: Array, shape: tuple[int, ...]) -> tuple[Array, Array]:
+        k_times, k_equal = jax.random.split(key)
+        a, b = self.sampler(k_times, (2, *shape))
+        s, e = jnp.minimum(a, b), jnp.maximum(a, b)
+        return s, jnp.where(jax.random.uniform(k_equal, shape) >= self.ratio, s, e)
 
 
 TIME_SAMPLERS = {"uniform": Uniform, "logit_normal": LogitNormal, "edm": EDMLogNormal}

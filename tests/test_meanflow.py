@@ -15,7 +15,8 @@ import pytest
 from flowjax import losses, solvers, sources
 from flowjax.contracts import DataSpec, SamplerSettings
 from flowjax.families import MeanFlow, MeanFlowConfig
-from flowjax.losses.meanflow import average_velocity_target, sample_times
+from flowjax.losses.meanflow import average_velocity_target
+from flowjax.time_samplers import TimePairs
 from flowjax.train.config import apply_overrides, load_config
 from flowjax.train.loop import train
 from tests.train.helpers import TOY, cli_report, max_difference, restore
@@ -109,16 +110,16 @@ def test_our_target_is_the_paper_s_in_its_convention():
 
 def test_the_gradient_flows_through_the_network_output_only():
     x1 = jax.random.normal(jax.random.key(6), (32, 2))
-    source = sources.Gaussian(1.0)
+    source, pairs = sources.Gaussian(1.0), TimePairs(ratio=0.5)
     key = jax.random.key(7)
 
     def loss(params):
-        return losses.meanflow_loss(network, params, key, x1, source=source, ratio=0.5)[0]
+        return losses.meanflow_loss(network, params, key, x1, source=source, times=pairs)[0]
 
     def frozen(params):  # the same loss with the target and weights computed at fixed params
         k_source, k_times = jax.random.split(key)
         x0 = source.sample(k_source, x1.shape, x1.dtype)
-        s, e = sample_times(k_times, 32, 0.5)
+        s, e = pairs(k_times, (32,))
         x_s = (1 - s)[:, None] * x0 + s[:, None] * x1
         _, target = average_velocity_target(network, PARAMS, x_s, s, e, x1 - x0)
         error = jnp.sum((network(params, x_s, (s, e)) - target) ** 2, -1)
@@ -133,10 +134,11 @@ def test_the_gradient_flows_through_the_network_output_only():
 def test_with_no_distinct_times_the_loss_is_flow_matching():
     x1 = jax.random.normal(jax.random.key(8), (32, 2))
     source, key = sources.Gaussian(1.0), jax.random.key(9)
-    loss, aux = losses.meanflow_loss(network, PARAMS, key, x1, source=source, ratio=0.0, power=0.0)
+    none = TimePairs(ratio=0.0)
+    loss, aux = losses.meanflow_loss(network, PARAMS, key, x1, source=source, times=none, power=0)
     k_source, k_times = jax.random.split(key)
     x0 = source.sample(k_source, x1.shape, x1.dtype)
-    s, e = sample_times(k_times, 32, 0.0)
+    s, e = none(k_times, (32,))
     np.testing.assert_array_equal(s, e)
     x_s = (1 - s)[:, None] * x0 + s[:, None] * x1
     fm = jnp.mean(jnp.sum((network(PARAMS, x_s, (s, s)) - (x1 - x0)) ** 2, -1))
@@ -209,3 +211,14 @@ def test_a_meanflow_run_resumes_bit_identically_and_samples_in_one_step(tmp_path
         "sample", "--workdir", str(straight), "--num", "64", "--method", "flow_map", "--steps", "2"
     )
     assert report["shape"] == [64, 2] and report["nfe"] == 2
+
+
+def test_time_pairs_are_ordered_with_the_stated_fraction_distinct():
+    s, e = TimePairs(ratio=0.25)(jax.random.key(12), (20_000,))
+    assert bool(jnp.all(s <= e)) and float(jnp.mean(s < e)) == pytest.approx(0.25, abs=0.015)
+    # the paper's t (noise at 1): the larger of two logit-normal(-0.4, 1) draws; ours is 1 - t
+    n = jax.random.normal(jax.random.key(13), (2, 20_000))
+    paper_t = jnp.max(jax.nn.sigmoid(-0.4 + n), axis=0)
+    assert float(jnp.mean(s)) == pytest.approx(float(jnp.mean(1 - paper_t)), abs=0.01)
+    with pytest.raises(ValueError, match="ratio"):
+        TimePairs(ratio=1.5)

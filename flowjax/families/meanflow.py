@@ -91,7 +91,8 @@ class MeanFlow:
             raise ValueError("label_dropout and guidance need class labels in the data")
         self.config, self.data = config, data
         self.source = sources.Gaussian(1.0)
-        self.time_sampler = time_samplers.LogitNormal(config.time_mean, config.time_std)
+        sampler = time_samplers.LogitNormal(config.time_mean, config.time_std)
+        self.times = time_samplers.TimePairs(sampler, config.ratio)
         self.network = NetworkSpec(data.event_shape, data.event_shape, times=2)
         self.flow_matching = CFM(CFMConfig(), data, mesh)  # the instantaneous velocity's tools
 
@@ -114,10 +115,9 @@ class MeanFlow:
             key,
             batch["x1"].astype(jnp.float32),
             source=self.source,
-            ratio=c.ratio,
+            times=self.times,
             power=c.power,
             eps=c.eps,
-            time_sampler=self.time_sampler,
             guided_velocity=guided,
             cond=cond,
         )

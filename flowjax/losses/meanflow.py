@@ -25,10 +25,9 @@ import jax.numpy as jnp
 
 from flowjax._utils import Array, check_cond, expand_time
 from flowjax.contracts import Source
-from flowjax.time_samplers import LogitNormal
+from flowjax.time_samplers import TimePairs
 
-# the paper's (r, t) sampler: logit-normal(-0.4, 1) at its t = 1 noise, so (0.4, 1) here
-TIME_SAMPLER = LogitNormal(mean=0.4, std=1.0)
+MEANFLOW_TIMES = TimePairs()  # the paper's: logit-normal (0.4, 1) here, a quarter distinct
 
 
 def average_velocity_target(
@@ -52,18 +51,6 @@ def average_velocity_target(
     return out, v + expand_time(e - s, x) * derivative
 
 
-def sample_times(
-    key: Array, batch: int, ratio: float, sampler: Callable = TIME_SAMPLER
-) -> tuple[Array, Array]:
-    """`(s, e) [B]` with s <= e: two draws of `sampler` sorted, and for a fraction `1 - ratio`
-    of the batch e = s (there the objective is plain flow matching)."""
-    k_times, k_equal = jax.random.split(key)
-    a, b = sampler(k_times, (2, batch))
-    s, e = jnp.minimum(a, b), jnp.maximum(a, b)
-    equal = jax.random.uniform(k_equal, (batch,)) >= ratio
-    return s, jnp.where(equal, s, e)
-
-
 def meanflow_loss(
     u: Callable[..., Array],
     params: Any,
@@ -71,25 +58,25 @@ def meanflow_loss(
     x1: Array,
     *,
     source: Source,
-    ratio: float = 0.25,
+    times: TimePairs = MEANFLOW_TIMES,
     power: float = 1.0,
     eps: float = 1e-3,
-    time_sampler: Callable = TIME_SAMPLER,
     guided_velocity: Callable[[Array, Array, Array], Array] | None = None,
     cond: Mapping[str, Any] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
-    """The MeanFlow loss on data `x1 [B, *event]`: `x_s = (1 - s) x0 + s x1` (x0 from
-    `source`), the conditional velocity `v = x1 - x0` (or `guided_velocity(x_s, s, v)`, the
-    target of guidance folded into training), the squared error to the stopped target
-    summed over the event, weighted adaptively by `stop_gradient(1 / (error + eps)^power)`
-    (`power = 0`: the plain squared error), averaged over the batch.
+    """The MeanFlow loss on data `x1 [B, *event]`: times (s, e) from `times` (a fraction
+    `times.ratio` distinct), `x_s = (1 - s) x0 + s x1` (x0 from `source`), the conditional
+    velocity `v = x1 - x0` (or `guided_velocity(x_s, s, v)`, the target of guidance folded
+    into training), the squared error to the stopped target summed over the event, weighted
+    adaptively by `stop_gradient(1 / (error + eps)^power)` (`power = 0`: the plain squared
+    error), averaged over the batch.
 
     Returns the loss and metrics `{"error": mean unweighted squared error, "fm_fraction":
     share of the batch with s = e}`."""
     check_cond(cond, x1)
     k_source, k_times = jax.random.split(key)
     x0 = source.sample(k_source, x1.shape, x1.dtype)
-    s, e = sample_times(k_times, x1.shape[0], ratio, time_sampler)
+    s, e = times(k_times, x1.shape[:1])
     x_s = expand_time(1.0 - s, x1) * x0 + expand_time(s, x1) * x1
     v = x1 - x0
     if guided_velocity is not None:
