@@ -259,12 +259,12 @@ def test_rfm_torus_reduced_run_beats_the_uniform_law(tmp_path):
 def test_rfm_mesh_reduced_run_scores_against_the_exact_entropy(tmp_path):
     from experiments.rfm_mesh import run
 
-    out = run.main(["--workdir", str(tmp_path), "--steps", "60", "--every", "30", "--tag", "t"])
+    out = run.main(["--workdir", str(tmp_path), "--steps", "40", "--every", "40", "--tag", "t"])
     # the target's density scores the test points near its exact entropy; the model sits
     # between the entropy and the uniform law after a few steps of premetric paths
     assert abs(out["true_density_test_nll"] - out["entropy"]) < 0.05
     assert out["entropy"] < out["test_nll"] < out["uniform_nll"]
-    assert len(out["validation"]) == 2 and out["test_points"] == 2000
+    assert len(out["validation"]) == 1 and out["test_points"] == 2000
     assert 0.3 < out["support_area_fraction"] < 0.7
     for name in ("samples.png", "data.png", "validation.png"):
         assert (tmp_path / "t" / name).stat().st_size > 10_000

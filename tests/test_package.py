@@ -102,3 +102,13 @@ def test_readme_manifold_block_runs():
     # a rotation keeps the uniform density
     assert jnp.allclose(namespace["logp"], -jnp.log(4 * jnp.pi), atol=1e-4)
     assert bool(jnp.isfinite(namespace["loss"]))
+
+
+def test_readme_meanflow_block_runs():
+    namespace = _run_readme_block("## One-step models")
+    one_step, x0 = namespace["one_step"], namespace["x0"]
+    assert one_step.y.shape == x0.shape and int(one_step.stats.nfe_batch) == 1
+    assert bool(jnp.isfinite(namespace["loss"]))
+    params, v, u = namespace["params"], namespace["v"], namespace["u"]
+    t = jnp.full((512,), 0.3)
+    assert jnp.array_equal(v(params, x0, t), u(params, x0, (t, t)))

@@ -139,7 +139,7 @@ def figure(pictures: dict, path: Path) -> None:
             x = pictures[(distribution, method, label)]
             ax.scatter(x[:, 0], x[:, 1], s=0.5, alpha=0.5, rasterized=True)
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(f"{method}, {label}", fontsize=7)
+            ax.set_title(f"{distribution}: {method}, {label}", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
