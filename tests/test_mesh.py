@@ -28,6 +28,8 @@ def test_icosphere_and_the_cotangent_laplacian_spectrum():
     exact = np.repeat([2.0, 6.0, 12.0], [3, 5, 7])  # l (l + 1), 2 l + 1 times, l = 1, 2, 3
     np.testing.assert_allclose(values, exact, rtol=0.02)
     np.testing.assert_allclose(functions.T @ (mass[:, None] * functions), np.eye(15), atol=1e-6)
+    # degenerate eigenvalues: the same basis on every call (a fixed start vector)
+    np.testing.assert_array_equal(mesh.laplacian_eigenpairs(vertices, faces, 15)[1], functions)
     with pytest.raises(ValueError, match="num_eigs"):
         mesh.laplacian_eigenpairs(vertices, faces, 641)
 

@@ -77,7 +77,7 @@ def target_nll(density: np.ndarray, x: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workdir", type=Path, default=Path("work/rfm_mesh"))
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--every", type=int, default=500)
     p.add_argument("--eigenfunction", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)

@@ -261,12 +261,14 @@ def laplacian_eigenpairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The `num_eigs` smallest non-zero eigenvalues `[K]` of `L phi = lambda M phi` and their
     mass-orthonormal eigenfunctions `[V, K]` (`scipy.sparse.linalg.eigsh`, shift-invert near
-    zero; the constant function is dropped)."""
+    zero, from a fixed start vector: a degenerate eigenvalue's basis is the same in every
+    process; the constant function is dropped)."""
     laplacian, mass = cotangent_laplacian(vertices, faces)
     if not 0 < num_eigs < len(mass) - 1:
         raise ValueError(f"num_eigs must be in [1, {len(mass) - 2}], got {num_eigs}")
+    start = np.random.default_rng(0).standard_normal(len(mass))  # the same basis every run
     values, functions = scipy.sparse.linalg.eigsh(
-        laplacian, num_eigs + 1, scipy.sparse.diags(mass), sigma=-1e-3, which="LM"
+        laplacian, num_eigs + 1, scipy.sparse.diags(mass), sigma=-1e-3, which="LM", v0=start
     )
     order = np.argsort(values)[1:]
     return values[order], functions[:, order]
