@@ -6,6 +6,7 @@ from training to test NLL and samples."""
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +66,18 @@ def best_checkpoint(config: TrainConfig, workdir: Any) -> tuple[loop.Run, Any, i
 
 
 def point_run(
-    config_path: Path, overrides: list[str], args: argparse.Namespace, work: Path, desc: str
+    config_path: Path,
+    overrides: list[str],
+    args: argparse.Namespace,
+    work: Path,
+    desc: str,
+    extra: Callable[[loop.Run, Any], dict] | None = None,
 ) -> dict:
     """Train `config_path` with `overrides` and `args.seed` / `args.steps` / `args.every`
     (validation and checkpoints) in `work`, then score the best checkpoint's EMA parameters on
     the whole test split of its point data and draw `log.num_samples` samples: `{"test_nll",
     "test" (points), "samples", "best_step", "validation" [(step, nll)], "parameters",
-    "train_seconds"}`."""
+    "train_seconds"}` and what `extra(run, params)` adds."""
     overrides = [
         *overrides,
         f"--config.data.seed={args.seed}",
@@ -89,9 +95,11 @@ def point_run(
         run.family, run.network, config, run.mesh, run.data, config.log.num_samples
     )
     samples, _ = evaluation.draw_samples(sampler, params, args.seed)
+    more = {} if extra is None else extra(run, params)
     run.checkpointer.close()
     rows = [json.loads(line) for line in (work / "metrics.jsonl").open()]
     return {
+        **more,
         "test_nll": nll,
         "test": test,
         "samples": samples,

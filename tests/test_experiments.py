@@ -266,6 +266,7 @@ def test_rfm_mesh_reduced_run_scores_against_the_exact_entropy(tmp_path):
     assert out["entropy"] < out["test_nll"] < out["uniform_nll"]
     assert len(out["validation"]) == 1 and out["test_points"] == 2000
     assert 0.3 < out["support_area_fraction"] < 0.7
+    assert np.isfinite(out["integral"]) and out["integral_error"] > 0  # the likelihood check
     for name in ("samples.png", "data.png", "validation.png"):
         assert (tmp_path / "t" / name).stat().st_size > 10_000
 

@@ -19,6 +19,7 @@ and samples to `--workdir/<tag>`.
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,12 +28,12 @@ import numpy as np
 from experiments.heldout import point_run
 from experiments.rfm_so3.run import figure
 from experiments.timing import cpu_model
-from flowjax import plots
+from flowjax import plots, solvers
 from flowjax.manifolds import mesh
 
 CONFIG = Path(__file__).parents[2] / "flowjax" / "configs" / "mesh_rfm.py"
 MESH = mesh.generated("bumpy_sphere")
-POINTS = 20_000
+POINTS, NORMALIZATION_POINTS = 20_000, 1000
 CPU = [
     "--config.model.width=256",
     "--config.model.depth=4",
@@ -74,6 +75,23 @@ def target_nll(density: np.ndarray, x: np.ndarray) -> float:
     return float(-np.mean(np.log(density[face])))
 
 
+def normalization(run: Any, params: Any, n: int = NORMALIZATION_POINTS) -> dict:
+    """The model density's integral over the surface, `area * mean q` at `n` uniform points
+    (1 for a normalized density; the likelihood check of this experiment), and its standard
+    error."""
+    family = run.family
+    x = MESH.uniform(jax.random.key(1), (n,))
+    rtol = family.config.nll_rtol
+
+    @jax.jit
+    def log_q(p: Any, x: jax.Array) -> jax.Array:
+        v = family.velocity(run.network)
+        return solvers.log_likelihood(v, p, x, source=family.source, rtol=rtol, atol=rtol)[0]
+
+    q = np.exp(np.asarray(log_q(params, x), np.float64)) * float(jnp.exp(MESH.log_volume))
+    return {"integral": float(q.mean()), "integral_error": float(q.std() / np.sqrt(n))}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workdir", type=Path, default=Path("work/rfm_mesh"))
@@ -92,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
     support = density > 0
     entropy = float(-np.sum(density[support] * areas[support] * np.log(density[support])))
 
-    out = point_run(CONFIG, [*CPU, f"--config.data.path={data}"], args, work / "run", "mesh")
+    overrides = [*CPU, f"--config.data.path={data}"]
+    out = point_run(CONFIG, overrides, args, work / "run", "mesh", normalization)
     test, samples = out.pop("test"), out.pop("samples")
     in_support = float(np.mean(support[np.asarray(MESH.locate(jnp.asarray(samples))[1])]))
     result = {
@@ -124,6 +143,10 @@ def report(r: dict, args: argparse.Namespace) -> str:
         f"| the target's own density on the same points | {r['true_density_test_nll']:.3f} |",
         f"| the target's entropy (exact) | {r['entropy']:.3f} |",
         f"| the uniform law, log(area) | {r['uniform_nll']:.3f} |",
+        "",
+        f"Check of the model's likelihood: its density integrates to {r['integral']:.3f} +- "
+        f"{r['integral_error']:.3f} over the surface ({NORMALIZATION_POINTS:,} uniform points; "
+        "1 if normalized).",
         "",
         f"Gap to the entropy: {r['test_nll'] - r['entropy']:.3f} nats. "
         f"{100 * r['samples_in_support']:.1f}% of the samples fall on faces where the target "
