@@ -177,14 +177,16 @@ def test_sampler_conformance(name, target):
 
 
 def tiny_network(spec: contracts.NetworkSpec, num_classes: int | None):
-    """A linear map from `[x, t, one_hot(y)]` to the family's outputs: `(field, params)`."""
-    d_in = math.prod(spec.input_shape) + 1 + (num_classes or 0)
+    """A linear map from `[x, t, one_hot(y)]` (t: `spec.times` times) to the family's outputs:
+    `(field, params)`."""
+    d_in = math.prod(spec.input_shape) + spec.times + (num_classes or 0)
     d_out = math.prod(spec.output_shape)
     params = {"w": 0.1 * jax.random.normal(jax.random.key(7), (d_in, d_out)), "b": jnp.zeros(d_out)}
 
     def field(params, x, t, y=None):
-        t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), x.shape[:1])
-        features = [x.reshape(x.shape[0], -1).astype(jnp.float32), t[:, None]]
+        times = t if isinstance(t, tuple) else (t,)
+        ts = [jnp.broadcast_to(jnp.asarray(s, jnp.float32), x.shape[:1])[:, None] for s in times]
+        features = [x.reshape(x.shape[0], -1).astype(jnp.float32), *ts]
         if num_classes is not None:
             features.append(
                 jax.nn.one_hot(jnp.zeros(x.shape[0], int) if y is None else y, num_classes)
