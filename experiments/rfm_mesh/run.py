@@ -60,13 +60,7 @@ def face_density(k: int) -> np.ndarray:
 def sample(key: jax.Array, density: np.ndarray, n: int) -> np.ndarray:
     """`[n, 3]` target points: a face with probability `density * area`, then a uniform
     point of it."""
-    k_face, k_bary = jax.random.split(key)
-    p = jnp.asarray(density) * MESH.areas
-    face = jax.random.choice(k_face, len(density), (n,), p=p / jnp.sum(p))
-    r = jax.random.uniform(k_bary, (n, 2))
-    s = jnp.sqrt(r[:, :1])
-    bary = jnp.concatenate([1.0 - s, s * (1.0 - r[:, 1:]), s * r[:, 1:]], -1)
-    return np.asarray(jnp.sum(bary[..., None] * MESH.vertices[MESH.faces[face]], axis=-2))
+    return np.asarray(MESH.sample_faces(key, jnp.asarray(density) * MESH.areas, (n,)))
 
 
 def target_nll(density: np.ndarray, x: np.ndarray) -> float:

@@ -147,10 +147,14 @@ class TriangleMesh:
         return safe_norm(jnp.sqrt(self.weights) * (self.embedding(x) - self.embedding(y)))
 
     def uniform(self, key: Array, shape: tuple[int, ...]) -> Array:
-        """`[*shape, 3]` uniform points by area: a face by its area, then a uniform point of it."""
+        """`[*shape, 3]` uniform points by area."""
+        return self.sample_faces(key, self.areas, shape)
+
+    def sample_faces(self, key: Array, weights: Array, shape: tuple[int, ...]) -> Array:
+        """`[*shape, 3]` points: a face with probability proportional to `weights [F]`, then a
+        uniform point of it (a density constant on each face: `weights / areas`, normalized)."""
         k_face, k_bary = jax.random.split(key)
-        p = self.areas / jnp.sum(self.areas)
-        face = jax.random.choice(k_face, self.faces.shape[0], shape, p=p)
+        face = jax.random.choice(k_face, self.faces.shape[0], shape, p=weights / jnp.sum(weights))
         r = jax.random.uniform(k_bary, (*shape, 2))
         s = jnp.sqrt(r[..., :1])
         bary = jnp.concatenate([1.0 - s, s * (1.0 - r[..., 1:]), s * r[..., 1:]], -1)
