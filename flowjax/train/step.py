@@ -44,9 +44,11 @@ def make_train_step(
     gradients or the updated parameters, the first that is not finite); so does an update that
     would make a parameter non-finite (read from the global norms of the gradients and the
     updated parameters: an entry that overflows float32 when squared counts too; a skipped
-    update is a `lax.cond`, not a select per leaf). The network gets a fresh dropout key each
-    (micro-)step (`models.functional` passes it to the models that use one); evaluation and
-    sampling call it without one.
+    update is a `lax.cond`, not a select per leaf). The check reads the updated parameters
+    through a fused reduction and the `lax.cond` recomputes the update in place of the
+    donated state, so the step holds one state, not two (on a TPU the guard costs no memory).
+    The network gets a fresh dropout key each (micro-)step (`models.functional` passes it to
+    the models that use one); evaluation and sampling call it without one.
     """
     compute_dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     accumulate = config.optim.accumulate
@@ -91,17 +93,27 @@ def make_train_step(
         key = jax.random.fold_in(state.prng_key, state.step)
         context = TrainContext(state.step, config.steps, jax.lax.stop_gradient(state.ema_params))
         loss, aux, grads = gradients(state.params, batch, key, context)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        grad_norm, param_norm = optax.tree.norm(grads), optax.tree.norm(params)
+
+        def update() -> tuple[Any, Any]:
+            """The optimizer's step from `state`: new parameters and optimizer state."""
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            return optax.apply_updates(state.params, updates), opt_state
+
+        # the updated parameters' norm is a reduction XLA fuses without storing them; `apply`
+        # recomputes the update inside the `lax.cond`, in place of the (donated) old state, so
+        # the step never holds two states at once
+        grad_norm, updated_norm = optax.tree.norm(grads), optax.tree.norm(update()[0])
         # the norms are finite exactly when every entry is (or an entry overflows when squared)
-        checks = jnp.stack([jnp.isfinite(loss), jnp.isfinite(grad_norm), jnp.isfinite(param_norm)])
+        checks = jnp.stack(
+            [jnp.isfinite(loss), jnp.isfinite(grad_norm), jnp.isfinite(updated_norm)]
+        )
         finite = jnp.all(checks)
         # 0, or which came first of the loss (1), the gradients (2), the parameters (3)
         nonfinite = jnp.where(finite, 0, 1 + jnp.argmin(checks))
         decay = build.ema_decay(config.optim, state.step.astype(jnp.float32))
 
         def apply() -> TrainState:
+            params, opt_state = update()
             ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
             return TrainState(state.step + 1, params, opt_state, ema, state.key)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from flowjax.train import aot
-from flowjax.train.config import ConfigError, load_config
+from flowjax.train.config import ConfigError, apply_overrides, load_config
 from tests.train.helpers import REPO
 
 HLO = "\n".join(
@@ -94,6 +94,17 @@ def test_parameter_bytes_per_device_are_the_shards_the_compiled_step_takes(fsdp)
     assert 0 < result.opt_state - 2 * result.params <= 16
     assert result.ema == result.params
     assert result.flops_per_step > 0 and result.fits
+
+
+def test_the_non_finite_guard_never_holds_two_states():
+    """A wide MLP at a tiny batch, data-parallel: the step's temporaries are the all-reduced
+    gradients and little else (the guard's `lax.cond` updates the donated state in place;
+    holding the old state beside the new one needed 2.5 x the parameters here)."""
+    chip, devices = aot.topology("v5e:2x2")
+    wide = ["--config.model.width=2048", "--config.model.depth=8", "--config.data.batch_size=8"]
+    config = apply_overrides(_toy(), wide)
+    result = aot.report(aot.compile_for(config, devices), chip)
+    assert result.params > 100e6 and result.temporaries < 1.25 * result.params
 
 
 def test_the_compile_command_prints_the_table_and_a_json_line():
