@@ -12,6 +12,15 @@ from flowjax.families.catflow import CatFlow, CatFlowConfig
 from flowjax.families.cfm import CFM, CFMConfig
 from flowjax.families.dfm import DFM, DFMConfig
 from flowjax.families.dirichlet import DirichletFM, DirichletFMConfig
+from flowjax.families.flow_maps import (
+    TVM,
+    AlphaFlow,
+    ConsistencyFM,
+    ModularMeanFlow,
+    Shortcut,
+    SoFlow,
+    SplitMeanFlow,
+)
 from flowjax.families.meanflow import MeanFlow, MeanFlowConfig
 from flowjax.families.rfm import RFM, RFMConfig
 
@@ -23,6 +32,13 @@ FAMILIES: dict[str, type] = {
     "ar": AR,
     "rfm": RFM,
     "meanflow": MeanFlow,
+    "modular_meanflow": ModularMeanFlow,
+    "splitmeanflow": SplitMeanFlow,
+    "shortcut": Shortcut,
+    "alphaflow": AlphaFlow,
+    "soflow": SoFlow,
+    "tvm": TVM,
+    "consistency_fm": ConsistencyFM,
 }
 
 
@@ -47,15 +63,22 @@ __all__ = [
     "DFM",
     "FAMILIES",
     "RFM",
+    "TVM",
     "ARConfig",
+    "AlphaFlow",
     "CFMConfig",
     "CatFlow",
     "CatFlowConfig",
+    "ConsistencyFM",
     "DFMConfig",
     "DirichletFM",
     "DirichletFMConfig",
     "MeanFlow",
     "MeanFlowConfig",
+    "ModularMeanFlow",
     "RFMConfig",
+    "Shortcut",
+    "SoFlow",
+    "SplitMeanFlow",
     "get",
 ]

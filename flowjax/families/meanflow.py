@@ -104,31 +104,54 @@ class MeanFlow:
         batch: Mapping[str, Array],
         context: TrainContext | None = None,
     ) -> tuple[Array, dict[str, Array]]:
-        """`losses.meanflow_loss` on the batch, guidance folded in when configured."""
-        del context
+        """The family's `objective` on the batch, guidance folded in when configured."""
         c = self.config
         cond = guidance.training_conditioning(key, batch, c.label_dropout)
         guided = self._guided_velocity(field, params, cond) if c.guided else None
-        loss, aux = losses.meanflow_loss(
+        x1 = batch["x1"].astype(jnp.float32)
+        loss, aux = self.objective(field, params, key, x1, guided, cond, context)
+        return loss, {"loss": loss, **aux}
+
+    def objective(
+        self,
+        field: Field,
+        params: Any,
+        key: Array,
+        x1: Array,
+        velocity: Callable[[Array, Array, Array], Array] | None,
+        cond: Mapping[str, Array],
+        context: TrainContext | None,
+    ) -> tuple[Array, dict[str, Array]]:
+        """`losses.meanflow_loss` (`velocity`: the guided target velocity, or None)."""
+        del context
+        c = self.config
+        return losses.meanflow_loss(
             field,
             params,
             key,
-            batch["x1"].astype(jnp.float32),
+            x1,
             source=self.source,
             times=self.times,
             power=c.power,
             eps=c.eps,
-            guided_velocity=guided,
+            guided_velocity=velocity,
             cond=cond,
         )
-        return loss, {"loss": loss, **aux}
+
+    def velocity(self, field: Field) -> Field:
+        """The instantaneous velocity `u(x, t, t)` of the network, an ordinary field."""
+        return losses.instantaneous(field)
+
+    def flow_map(self, field: Field) -> Field:
+        """The average velocity `u(x, (s, e))` the flow-map sampler jumps with."""
+        return field
 
     def _guided_velocity(
         self, field: Field, params: Any, cond: Mapping[str, Array]
     ) -> Callable[[Array, Array, Array], Array]:
         """The paper's guided target velocity, for samples with a label (not the null class)
         at s within the guidance interval; v elsewhere."""
-        c, v_at = self.config, losses.instantaneous(field)
+        c, v_at = self.config, self.velocity(field)
 
         def velocity(x: Array, s: Array, v: Array) -> Array:
             conditional, unconditional = guidance.both_halves(v_at, params, x, s, dict(cond))
@@ -146,7 +169,7 @@ class MeanFlow:
         check_choice(settings.method, self.sampler_methods, "sampler method")
         if settings.method != "flow_map":
             fm = self.flow_matching.sampler(settings)
-            return lambda field, *args: fm(losses.instantaneous(field), *args)
+            return lambda field, *args: fm(self.velocity(field), *args)
 
         def sample(
             field: Field, params: Any, key: Array, n: int, cond: Mapping[str, Array]
@@ -154,7 +177,8 @@ class MeanFlow:
             if "y" in cond:
                 field = guidance.guided(field, settings.guidance)
             x0 = self.source.sample(key, (n, *self.data.event_shape), jnp.float32)
-            sol = solvers.flow_map_sample(field, params, x0, num_steps=settings.steps, cond=cond)
+            u = self.flow_map(field)
+            sol = solvers.flow_map_sample(u, params, x0, num_steps=settings.steps, cond=cond)
             return sol.y, sol.stats
 
         return sample
@@ -162,7 +186,7 @@ class MeanFlow:
     def evaluators(self, settings: SamplerSettings) -> dict[str, Evaluator]:
         """CFM's held-out scores (NLL or bits/dim) of the instantaneous velocity."""
         scores = self.flow_matching.evaluators(settings)
-        return {name: _on_velocity(evaluate) for name, evaluate in scores.items()}
+        return {name: self._on_velocity(evaluate) for name, evaluate in scores.items()}
 
     def sample_metrics(self) -> dict[str, SampleMetric]:
         return self.flow_matching.sample_metrics()
@@ -170,11 +194,10 @@ class MeanFlow:
     def render(self, samples: np.ndarray, path: Path, title: str) -> None:
         self.flow_matching.render(samples, path, title)
 
+    def _on_velocity(self, evaluate: Evaluator) -> Evaluator:
+        """`evaluate` of the network's instantaneous velocity."""
 
-def _on_velocity(evaluate: Evaluator) -> Evaluator:
-    """`evaluate` of the instantaneous velocity of an average-velocity network."""
+        def on_velocity(field: Field, params: Any, key: Array, data: Mapping[str, Array]) -> dict:
+            return evaluate(self.velocity(field), params, key, data)
 
-    def on_velocity(field: Field, params: Any, key: Array, data: Mapping[str, Array]) -> dict:
-        return evaluate(losses.instantaneous(field), params, key, data)
-
-    return on_velocity
+        return on_velocity

@@ -15,6 +15,10 @@ The paper writes t = 1 at the noise, `z_t = (1 - t) x + t eps`, and `u(z_t, r, t
 back to r < t; with its `t_p = 1 - s`, `r_p = 1 - e`, its velocity and average velocity are
 the negatives of ours, and its target `v - (t_p - r_p) (v dz u + dt u)` is this one
 (`tests/test_meanflow.py` checks the two formulas on the same inputs).
+
+Modular MeanFlow (You et al. 2025) lets a fraction `modulation` (its lambda) of the gradient
+through the derivative term, `SG_lambda(z) = lambda z + (1 - lambda) stop_gradient(z)`: 0 is
+MeanFlow, 1 the full gradient of `||u - v - (e - s) d/ds u||^2` (backpropagated through the jvp).
 """
 
 from collections.abc import Callable, Mapping
@@ -62,14 +66,15 @@ def meanflow_loss(
     power: float = 1.0,
     eps: float = 1e-3,
     guided_velocity: Callable[[Array, Array, Array], Array] | None = None,
+    modulation: Array | float = 0.0,
     cond: Mapping[str, Any] | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """The MeanFlow loss on data `x1 [B, *event]`: times (s, e) from `times` (a fraction
     `times.ratio` distinct), `x_s = (1 - s) x0 + s x1` (x0 from `source`), the conditional
     velocity `v = x1 - x0` (or `guided_velocity(x_s, s, v)`, the target of guidance folded
-    into training), the squared error to the stopped target summed over the event, weighted
-    adaptively by `stop_gradient(1 / (error + eps)^power)` (`power = 0`: the plain squared
-    error), averaged over the batch.
+    into training), the squared error to the target (stopped but for a fraction `modulation`
+    of its gradient) summed over the event, weighted adaptively by `adaptive_weight` (`power =
+    0`: the plain squared error), averaged over the batch.
 
     Returns the loss and metrics `{"error": mean unweighted squared error, "fm_fraction":
     share of the batch with s = e}`."""
@@ -77,16 +82,30 @@ def meanflow_loss(
     k_source, k_times = jax.random.split(key)
     x0 = source.sample(k_source, x1.shape, x1.dtype)
     s, e = times(k_times, x1.shape[:1])
-    x_s = expand_time(1.0 - s, x1) * x0 + expand_time(s, x1) * x1
+    x_s = straight(x0, x1, s)
     v = x1 - x0
     if guided_velocity is not None:
         v = jax.lax.stop_gradient(guided_velocity(x_s, s, v))
     out, target = average_velocity_target(u, params, x_s, s, e, v, cond)
-    axes = tuple(range(1, x1.ndim))
-    error = jnp.sum((out - jax.lax.stop_gradient(target)) ** 2, axis=axes)
-    weight = jax.lax.stop_gradient(1.0 / (error + eps) ** power)
-    loss = jnp.mean(weight * error)
+    target = modulation * target + (1.0 - modulation) * jax.lax.stop_gradient(target)
+    error = squared_error(out, target)
+    loss = jnp.mean(adaptive_weight(error, power, eps) * error)
     return loss, {"error": jnp.mean(error), "fm_fraction": jnp.mean(s == e)}
+
+
+def straight(x0: Array, x1: Array, t: Array) -> Array:
+    """The straight path `(1 - t) x0 + t x1` at times `t [B]`: `[B, *event]`."""
+    return expand_time(1.0 - t, x1) * x0 + expand_time(t, x1) * x1
+
+
+def squared_error(a: Array, b: Array) -> Array:
+    """`sum over the event of (a - b)^2`: `[B]` from `[B, *event]` each."""
+    return jnp.sum((a - b) ** 2, axis=tuple(range(1, a.ndim)))
+
+
+def adaptive_weight(error: Array, power: float, eps: float) -> Array:
+    """MeanFlow's adaptive loss weight `stop_gradient(1 / (error + eps)^power)` `[B]`."""
+    return jax.lax.stop_gradient(1.0 / (error + eps) ** power)
 
 
 def instantaneous(u: Callable[..., Array]) -> Callable[..., Array]:
