@@ -1,12 +1,12 @@
 """One- and few-step generation on 2-D toys: exact W2 to held-out points at NFE 1, 2 and 4 for
-the one-step objectives (flow-map samples) against the core FM model (Euler at the same NFE,
-and dopri5), the same network and budget for every method; one command:
+every objective of the MeanFlow family (flow-map samples) against the core FM model (Euler at
+the same NFE, and dopri5), the same network and budget for every method; one command:
 
     python -m experiments.one_step_2d.run                    # the CPU schedule below
     python -m experiments.one_step_2d.run --steps 200 --tag quick
 
 Each (distribution, method) trains `flowjax/configs/toy2d.py` through the training system
-with the overrides below (`--config.family=cfm` or `meanflow`); its final EMA parameters draw
+with the overrides below (`--config.family=` the method's family); its final EMA parameters draw
 `SAMPLES` points per setting, scored by exact W2 (`flowjax.metrics.wasserstein2`, POT's network
 simplex) against `SAMPLES` fresh points of the distribution, the evaluation of
 `experiments/tong2024_2d`. Writes results.md / results.json and a figure of samples per method
@@ -32,7 +32,17 @@ CONFIG = Path(__file__).parents[2] / "flowjax" / "configs" / "toy2d.py"
 DISTRIBUTIONS = ("checkerboard", "8gaussians")
 SAMPLES, NFES = 2000, (1, 2, 4)
 # method -> (family, the sampler method at NFE k)
-METHODS = {"FM (Euler)": ("cfm", "euler"), "MeanFlow": ("meanflow", "flow_map")}
+METHODS = {
+    "FM (Euler)": ("cfm", "euler"),
+    "MeanFlow": ("meanflow", "flow_map"),
+    "Modular MeanFlow": ("modular_meanflow", "flow_map"),
+    "SplitMeanFlow": ("splitmeanflow", "flow_map"),
+    "shortcut": ("shortcut", "flow_map"),
+    "AlphaFlow": ("alphaflow", "flow_map"),
+    "SoFlow": ("soflow", "flow_map"),
+    "TVM": ("tvm", "flow_map"),
+    "Consistency FM": ("consistency_fm", "flow_map"),
+}
 CPU = [
     "--config.model.width=256",
     "--config.model.depth=4",
@@ -67,13 +77,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="cpu", help="a name for this setting's outputs")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = p.parse_args(argv)
     out = args.workdir / args.tag
     results: dict = {}
     pictures: dict = {}
     for distribution in DISTRIBUTIONS:
         test = np.asarray(sample_toy(distribution, jax.random.key(10_000 + args.seed), SAMPLES))
-        for name, (family_name, method) in METHODS.items():
+        for name in args.methods:
+            family_name, method = METHODS[name]
             family, network, params, seconds = run_one(
                 distribution, family_name, args, out / f"{distribution}_{family_name}"
             )
@@ -111,7 +123,7 @@ def report(results: dict, args: argparse.Namespace) -> str:
             adaptive = row.get("dopri5")
             tail = f"{adaptive['w2']:.3f} ({adaptive['nfe']})" if adaptive else "-"
             lines.append(f"| {distribution} | {name} | {' | '.join(cells)} | {tail} |")
-    seconds = {n: np.mean([r[n]["train_seconds"] for r in results.values()]) for n in METHODS}
+    seconds = {n: np.mean([r[n]["train_seconds"] for r in results.values()]) for n in args.methods}
     lines += [
         "",
         f"Exact W2 between {SAMPLES:,} samples and {SAMPLES:,} fresh points; a 4 x 256 SiLU MLP, "
@@ -130,16 +142,22 @@ def figure(pictures: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted({(d, m) for d, m, _ in pictures}, key=lambda r: (r[0], r[1]))
-    labels = [f"NFE {k}" for k in NFES]
-    fig, axes = plt.subplots(len(rows), len(labels), figsize=(2.2 * len(labels), 2.2 * len(rows)))
-    for i, (distribution, method) in enumerate(rows):
-        for j, label in enumerate(labels):
+    methods = list(dict.fromkeys(m for _, m, _ in pictures))
+    columns = [(d, f"NFE {k}") for d in dict.fromkeys(d for d, _, _ in pictures) for k in NFES]
+    fig, axes = plt.subplots(
+        len(methods), len(columns), figsize=(1.6 * len(columns), 1.6 * len(methods)), squeeze=False
+    )
+    for i, method in enumerate(methods):
+        for j, (distribution, label) in enumerate(columns):
             ax = axes[i, j]
             x = pictures[(distribution, method, label)]
-            ax.scatter(x[:, 0], x[:, 1], s=0.5, alpha=0.5, rasterized=True)
+            ax.scatter(x[:, 0], x[:, 1], s=0.3, alpha=0.5, rasterized=True)
+            ax.set_xlim(-5, 5), ax.set_ylim(-5, 5)
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(f"{distribution}: {method}, {label}", fontsize=7)
+            if i == 0:
+                ax.set_title(f"{distribution}, {label}", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(method, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
