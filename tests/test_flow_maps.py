@@ -1,9 +1,10 @@
 """The MeanFlow family's other objectives: the exact average velocity of a closed-form flow is
 a fixed point of each target (interval splitting, the terminal velocity), every loss vanishes
 on the exact flow of point-mass data, each target matches its paper's formula in the paper's
-time convention, AlphaFlow tends to MeanFlow as alpha -> 0, Modular MeanFlow's gradient spans
-MeanFlow's and the full one, the curricula, and a short run of every family through the
-trainer with one- and two-step samples."""
+time convention, each reduces to (trajectory) flow matching in its limit (no distinct times,
+step size 0, alpha = 1, rho = 1, a closed gap), AlphaFlow tends to MeanFlow as alpha -> 0,
+Modular MeanFlow's gradient spans MeanFlow's and the full one, the curricula, and a short run
+of every family through the trainer with one- and two-step samples."""
 
 import json
 
@@ -165,6 +166,83 @@ def test_modular_meanflow_spans_meanflow_and_the_full_gradient():
     for h, a, b in zip(half, stopped, whole, strict=True):
         np.testing.assert_allclose(h, (a + b) / 2, rtol=1e-5, atol=1e-7)
     assert not np.allclose(stopped[0], whole[0])
+
+
+def trajectory_fm(params, x0, x1, s, e):
+    """`||u(x_s, s, e) - (x1 - x0)||^2` `[B]` on the straight path: flow matching where
+    `e = s`, its trajectory form (every interval regressed on the conditional velocity)."""
+    x_s = (1 - s)[:, None] * x0 + s[:, None] * x1
+    return jnp.sum((network(params, x_s, (s, e)) - (x1 - x0)) ** 2, -1)
+
+
+X1, SOURCE, KEY = (
+    jax.random.normal(jax.random.key(33), (32, 2)),
+    sources.Gaussian(1.0),
+    jax.random.key(34),
+)
+
+
+def test_split_meanflow_with_no_distinct_times_is_flow_matching():
+    none = TimePairs(ratio=0.0)
+    loss, aux = losses.split_meanflow_loss(network, PARAMS, KEY, X1, source=SOURCE, times=none)
+    k_source, k_times, _ = jax.random.split(KEY, 3)
+    s, _ = none(k_times, (32,))
+    x0 = SOURCE.sample(k_source, X1.shape, X1.dtype)
+    np.testing.assert_allclose(loss, jnp.mean(trajectory_fm(PARAMS, x0, X1, s, s)), rtol=1e-6)
+    assert float(aux["fm_fraction"]) == 1.0
+
+
+def test_shortcut_at_step_size_zero_is_flow_matching_on_the_dyadic_grid():
+    loss, _ = losses.shortcut_loss(
+        network, PARAMS, KEY, X1, source=SOURCE, teacher=PARAMS, ratio=0.0, levels=3
+    )
+    k_source, k_fm, _ = jax.random.split(KEY, 3)
+    t = jax.random.randint(k_fm, (32,), 0, 8) / 8
+    x0 = SOURCE.sample(k_source, X1.shape, X1.dtype)
+    np.testing.assert_allclose(loss, jnp.mean(trajectory_fm(PARAMS, x0, X1, t, t)), rtol=1e-6)
+
+
+def test_alpha_flow_at_alpha_one_is_trajectory_flow_matching():
+    pairs = TimePairs(ratio=0.5)
+    loss, _ = losses.alpha_flow_loss(
+        network, PARAMS, KEY, X1, source=SOURCE, alpha=1.0, times=pairs, power=0
+    )
+    k_source, k_times = jax.random.split(KEY)
+    s, e = pairs(k_times, (32,))
+    e = e.at[:16].set(s[:16])
+    assert bool(jnp.any(e > s))
+    x0 = SOURCE.sample(k_source, X1.shape, X1.dtype)
+    np.testing.assert_allclose(loss, jnp.mean(trajectory_fm(PARAMS, x0, X1, s, e)), rtol=1e-5)
+
+
+def test_soflow_at_rho_one_has_the_gradient_of_trajectory_flow_matching():
+    def loss(params):
+        return losses.soflow_loss(
+            network, params, KEY, X1, source=SOURCE, rho=1.0, ratio=0.5, power=0
+        )[0]
+
+    def reference(params):
+        k_source, k_fm, k_a, k_b = jax.random.split(KEY, 4)
+        fm_times, start_times, end_times = losses.flow_maps.SOFLOW_TIMES
+        a = jnp.minimum(start_times(k_a, (16,)), 1 - 1e-4)
+        b = jnp.maximum(end_times(k_b, (16,)), a + 1e-4)
+        s = jnp.concatenate([fm_times(k_fm, (16,)), a])
+        e = jnp.concatenate([s[:16], b])
+        x0 = SOURCE.sample(k_source, X1.shape, X1.dtype)
+        errors = trajectory_fm(params, x0, X1, s, e)
+        return (jnp.sum(errors[:16]) + jnp.sum(errors[16:]) / 2) / 32
+
+    for a, b in zip(jax.grad(loss)(PARAMS), jax.grad(reference)(PARAMS), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_the_terminal_velocity_of_a_zero_interval_is_the_instantaneous_velocity():
+    """TVM's limit e -> s: dX/de = u(x, s, s), its teacher's target at the same point, so only
+    the flow-matching term is left."""
+    s, _, x = draws(seed=35)
+    landed, d_landed = terminal_velocity(network, PARAMS, x, s, s)
+    np.testing.assert_array_equal(landed, x)
+    np.testing.assert_allclose(d_landed, network(PARAMS, x, (s, s)), atol=1e-6)
 
 
 def context(step, steps=100):

@@ -325,7 +325,9 @@ def terminal_velocity_loss(
     e)` (the `teacher`'s, at the stopped `X`), the gradient flowing through the jvp; plus flow
     matching `u(x_t, t, t) -> v` at an independent `t`. Times as the paper's: gap `e - s ~
     LN(-0.8, 1)`, its terminal time `~ LN(-0.4, 1)` truncated, mapped to ours (`e = 1 -
-    terminal`, `s = e - gap`); flow matching at `1 - LN(-0.4, 1)`. No adaptive weighting."""
+    terminal`, `s = e - gap`); flow matching at `1 - LN(-0.4, 1)`. No adaptive weighting. As
+    the gap closes the terminal term vanishes (`dX/de = u(x, s, s)` at e = s), leaving flow
+    matching."""
     check_cond(cond, x1)
     cond = dict(cond or {})
     batch = x1.shape[0]
