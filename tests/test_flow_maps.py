@@ -229,11 +229,56 @@ def test_soflow_at_rho_one_has_the_gradient_of_trajectory_flow_matching():
         s = jnp.concatenate([fm_times(k_fm, (16,)), a])
         e = jnp.concatenate([s[:16], b])
         x0 = SOURCE.sample(k_source, X1.shape, X1.dtype)
-        errors = trajectory_fm(params, x0, X1, s, e)
+        errors = trajectory_fm(params, x0, X1, s, e) / 2  # means over the 2 dimensions
         return (jnp.sum(errors[:16]) + jnp.sum(errors[16:]) / 2) / 32
 
     for a, b in zip(jax.grad(loss)(PARAMS), jax.grad(reference)(PARAMS), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_soflow_loss_is_the_paper_s():
+    """Luo et al.'s code, t = 1 at the noise, on the same draws: x_t = (1 - t) x1 + t z,
+    v = z - x1, f(x, t, s) = x + (s - t) F(x, t, s); velocity rows `w mean((F(x_t, t, t) -
+    v)^2)`; consistency rows t = max(t, 1e-4), s = min(s, t - 1e-4), l = min(t + rho (s - t),
+    t - 1e-4), x_l = x_t + (l - t) v, dq = sg((f(x_t, t, s) - f(x_l, l, s)) / (t - l)),
+    `-w mean(F(x_t, t, s) dq)`; w = sg(1 / (mean(e^2) + eps)^p); (sum + sum) / B. The value and
+    the gradient match."""
+    rho, power, eps = 0.3, 0.75, 1e-3
+
+    def ours(params):
+        return losses.soflow_loss(
+            network, params, KEY, X1, source=SOURCE, rho=rho, ratio=0.5, power=power, eps=eps
+        )[0]
+
+    def paper(params):
+        def big_f(x, t, s):  # the paper's network: ours mapped
+            return -network(params, x, (1 - t, 1 - s))
+
+        def weight(squared):
+            return jax.lax.stop_gradient(1 / (squared + eps) ** power)
+
+        k_source, k_fm, k_a, k_b = jax.random.split(KEY, 4)
+        fm_times, start_times, end_times = losses.flow_maps.SOFLOW_TIMES
+        z = SOURCE.sample(k_source, X1.shape, X1.dtype)
+        x_t = lambda t, rows: (1 - t)[:, None] * X1[rows] + t[:, None] * z[rows]  # noqa: E731
+        v = z - X1
+        t_fm = 1 - fm_times(k_fm, (16,))
+        mse = jnp.mean((big_f(x_t(t_fm, slice(16)), t_fm, t_fm) - v[:16]) ** 2, -1)
+        t = jnp.maximum(1 - start_times(k_a, (16,)), 1e-4)
+        s = jnp.minimum(1 - end_times(k_b, (16,)), t - 1e-4)
+        mid = jnp.minimum(t + rho * (s - t), t - 1e-4)  # the paper's l
+        xt = x_t(t, slice(16, None))
+        xl = xt + (mid - t)[:, None] * v[16:]
+        out = big_f(xt, t, s)
+        f_t = xt + (s - t)[:, None] * out
+        f_l = xl + (s - mid)[:, None] * big_f(xl, mid, s)
+        dq = jax.lax.stop_gradient((f_t - f_l) / (t - mid)[:, None])
+        consistency = -weight(jnp.mean(dq**2, -1)) * jnp.mean(out * dq, -1)
+        return (jnp.sum(weight(mse) * mse) + jnp.sum(consistency)) / 32
+
+    np.testing.assert_allclose(ours(PARAMS), paper(PARAMS), rtol=1e-5)
+    for a, b in zip(jax.grad(ours)(PARAMS), jax.grad(paper)(PARAMS), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_the_terminal_velocity_of_a_zero_interval_is_the_instantaneous_velocity():

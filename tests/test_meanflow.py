@@ -1,8 +1,8 @@
 """MeanFlow: the identity on a closed-form flow (Gaussian to Gaussian), flow-map sampling and
-composition, the jvp target against finite differences and against the paper's own formula
-in its time convention, stop-gradients, the flow-matching limit, guidance folded into the
-target, and a short run through the trainer that resumes bit-identically and samples in one
-step."""
+composition, re-noised sampling, the jvp target against finite differences and against the
+paper's own formula in its time convention, stop-gradients, the flow-matching limit, guidance
+folded into the target, and a short run through the trainer that resumes bit-identically and
+samples in one step."""
 
 import json
 import shutil
@@ -68,6 +68,25 @@ def test_one_flow_map_step_of_the_exact_u_is_an_exact_sample_and_steps_compose()
         several = solvers.flow_map_sample(exact_u, None, x0, ts=grid)
         np.testing.assert_allclose(several.y, one.y, atol=1e-5)  # u(r, s) then u(s, t)
         assert int(several.stats.nfe_batch) == len(grid) - 1
+
+
+def test_a_renoised_sample_of_the_exact_u_has_the_data_law():
+    """Jumping to the data and drawing the path afresh keeps every marginal exact: the
+    re-noised samples are N(M, SIGMA^2) in law (fresh noise, so not the flow-map points)."""
+    x0 = jax.random.normal(jax.random.key(6), (20_000, 2))
+    exact = solvers.flow_map_sample(exact_u, None, x0, num_steps=1).y
+    one = solvers.renoised_flow_map_sample(exact_u, None, x0, jax.random.key(7), num_steps=1)
+    np.testing.assert_allclose(one.y, exact, atol=1e-6)
+    for grid in (jnp.array([0.0, 0.5, 1.0]), jnp.array([0.0, 0.2, 0.7, 0.9, 1.0])):
+        sol = solvers.renoised_flow_map_sample(exact_u, None, x0, jax.random.key(8), ts=grid)
+        assert int(sol.stats.nfe_batch) == len(grid) - 1
+        np.testing.assert_allclose(jnp.mean(sol.y, 0), M, atol=0.02)
+        np.testing.assert_allclose(jnp.std(sol.y, 0), SIGMA, atol=0.02)
+        assert float(jnp.mean(jnp.abs(sol.y - exact))) > 0.1
+    with pytest.raises(ValueError, match="end at the data"):
+        solvers.renoised_flow_map_sample(
+            exact_u, None, x0, jax.random.key(8), ts=jnp.array([0.0, 0.5])
+        )
 
 
 def network(params, x, times):
@@ -177,6 +196,13 @@ def test_the_instantaneous_velocity_drives_the_ode_samplers():
     x0 = family.source.sample(jax.random.key(11), (512, 2), jnp.float32)
     np.testing.assert_allclose(x, M + SIGMA * x0, atol=1e-4)
     assert int(stats.nfe_batch) == 80
+    renoised, stats = family.sampler(SamplerSettings("renoise", steps=3))(
+        exact_u, None, jax.random.key(11), 4096, {}
+    )
+    assert int(stats.nfe_batch) == 3 and renoised.shape == (4096, 2)
+    np.testing.assert_allclose(jnp.std(renoised, 0), SIGMA, atol=0.03)
+    x0 = family.source.sample(jax.random.key(11), (4096, 2), jnp.float32)
+    assert float(jnp.mean(jnp.abs(renoised - (M + SIGMA * x0)))) > 0.1  # noise drawn afresh
     with pytest.raises(ValueError, match="sampler method"):
         family.sampler(SamplerSettings("geodesic"))
 

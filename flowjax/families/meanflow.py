@@ -7,9 +7,11 @@ from the paper's logit-normal sampler, a fraction `ratio` of them distinct (else
 objective is flow matching); adaptive loss weighting with power `power`; for class-conditional
 networks, label dropout and classifier-free guidance folded into the target as the paper's
 ImageNet setting (`omega`, `kappa`, applied where s lies in `guidance_interval`). Sampling by
-flow-map jumps ("flow_map", `steps` network calls), or by any ODE solver of the instantaneous
-velocity `u(x, t, t)`, which also gives the held-out likelihoods (those of `flowjax.families.
-CFM`, on that velocity).
+flow-map jumps ("flow_map", `steps` network calls; "renoise": jumps to the data with the path
+drawn afresh at each next time, the consistency models' sampler), or by any ODE solver of the
+instantaneous
+velocity `u(x, t, t)`, which also gives the held-out likelihoods (those of
+`flowjax.families.CFM`, on that velocity).
 """
 
 import dataclasses
@@ -17,6 +19,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
@@ -82,7 +85,7 @@ class MeanFlow:
     """MeanFlow on `DataSpec` floats (see the module docstring)."""
 
     Config = MeanFlowConfig
-    sampler_methods = ("flow_map", *solvers.METHODS)
+    sampler_methods = ("flow_map", "renoise", *solvers.METHODS)
 
     def __init__(self, config: MeanFlowConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
         if not data.is_float or data.manifold is not None:
@@ -163,11 +166,12 @@ class MeanFlow:
         return velocity
 
     def sampler(self, settings: SamplerSettings) -> Sampler:
-        """`settings.steps` flow-map jumps ("flow_map": one network call each), or an ODE solve
-        of the instantaneous velocity by `settings.method` (`flowjax.families.CFM`'s sampler);
+        """`settings.steps` flow-map jumps ("flow_map": one network call each; "renoise": each
+        to the data, the source drawn afresh between them), or an ODE solve of the
+        instantaneous velocity by `settings.method` (`flowjax.families.CFM`'s sampler);
         labels in `cond["y"]` are guided with scale `settings.guidance`."""
         check_choice(settings.method, self.sampler_methods, "sampler method")
-        if settings.method != "flow_map":
+        if settings.method not in ("flow_map", "renoise"):
             fm = self.flow_matching.sampler(settings)
             return lambda field, *args: fm(self.velocity(field), *args)
 
@@ -176,9 +180,22 @@ class MeanFlow:
         ) -> tuple[Array, solvers.SolveStats]:
             if "y" in cond:
                 field = guidance.guided(field, settings.guidance)
-            x0 = self.source.sample(key, (n, *self.data.event_shape), jnp.float32)
-            u = self.flow_map(field)
-            sol = solvers.flow_map_sample(u, params, x0, num_steps=settings.steps, cond=cond)
+            shape = (n, *self.data.event_shape)
+            x0 = self.source.sample(key, shape, jnp.float32)
+            u, steps = self.flow_map(field), settings.steps
+            if settings.method == "flow_map":
+                sol = solvers.flow_map_sample(u, params, x0, num_steps=steps, cond=cond)
+            else:
+                noise = lambda k: self.source.sample(k, shape, jnp.float32)  # noqa: E731
+                sol = solvers.renoised_flow_map_sample(
+                    u,
+                    params,
+                    x0,
+                    jax.random.fold_in(key, 1),
+                    noise=noise,
+                    num_steps=steps,
+                    cond=cond,
+                )
             return sol.y, sol.stats
 
         return sample

@@ -17,6 +17,7 @@ matching, `u(x_t, t, t) -> v`; targets are stopped; every loss returns `(loss, m
 online parameters, stopped, for the others as their code does).
 """
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -264,9 +265,11 @@ def soflow_loss(
     solution consistency of the flow map `X(x, a, b)` from `a ~ times[1]` to `b ~ times[2]`
     (b > a): from `x_c = x_a + (c - a) v` at `c = a + rho (b - a)`, both must land at the same
     point, `dq = stop_gradient((X(x_a, a, b) - X(x_c, c, b)) / (c - a))`, trained through the
-    surrogate `<u(x_a, a, b), w dq>` whose gradient is that of `w (c - a) / (b - a) ||dq||^2 /
-    2` (the paper's code). Both parts weighted adaptively (`power`, `eps`), averaged over the
-    batch; `rho` follows a schedule from 1 (trajectory flow matching) towards 0. The paper's
+    surrogate `w mean(u(x_a, a, b) dq)` whose gradient is that of `w (c - a) / (b - a)
+    mean(dq^2) / 2` (the paper's code). As there, squared errors and the inner product are
+    means over the event (the sums of the other losses over D = prod(event), the scale its
+    `eps` is set on); both parts weighted adaptively (`power`, `eps`), averaged over the batch;
+    `rho` follows a schedule from 1 (trajectory flow matching) towards 0. The paper's
     logit-normal means at t = 1 noise are the negatives of these."""
     check_cond(cond, x1)
     cond, u = dict(cond or {}), _rows_safe(u)
@@ -281,15 +284,16 @@ def soflow_loss(
     t = jnp.concatenate([fm_times(k_fm, (n,)), a])
     _, x, v = _draw(k_source, x1, source, t)
     v = _guide(velocity, x, t, v)
-    fm = _flow_matching(u, params, x[:n], t[:n], v[:n], _rows(cond, 0, n))
+    size = math.prod(x1.shape[1:])
+    fm = _flow_matching(u, params, x[:n], t[:n], v[:n], _rows(cond, 0, n)) / size
     xa, va, cs = x[n:], v[n:], _rows(cond, n)
     xc = xa + expand_time(c - a, xa) * va
     out = u(params, xa, (a, b), **cs)
     ahead = xc + expand_time(b - c, xc) * u(params, xc, (c, b), **cs)
     landed = xa + expand_time(b - a, xa) * out
     dq = jax.lax.stop_gradient((landed - ahead) / expand_time(c - a, xa))
-    error = squared_error(dq, jnp.zeros_like(dq))
-    inner = jnp.sum(out * dq, axis=tuple(range(1, x1.ndim)))
+    error = squared_error(dq, jnp.zeros_like(dq)) / size
+    inner = jnp.sum(out * dq, axis=tuple(range(1, x1.ndim))) / size
     surrogate = adaptive_weight(error, power, eps) * inner
     loss = (jnp.sum(adaptive_weight(fm, power, eps) * fm) + jnp.sum(surrogate)) / batch
     return loss, {

@@ -3,7 +3,7 @@
 
 from flowjax.solvers.ctmc import DRAWS, JUMPS, ctmc_euler
 from flowjax.solvers.fixed import TABLEAUS, exact_stats, fixed_step, rk_step, time_grid
-from flowjax.solvers.flow_map import flow_map_sample
+from flowjax.solvers.flow_map import flow_map_sample, renoised_flow_map_sample
 from flowjax.solvers.likelihood import (
     DIVERGENCES,
     PROBES,
@@ -49,6 +49,7 @@ __all__ = [
     "integrate",
     "log_likelihood",
     "manifold_sample",
+    "renoised_flow_map_sample",
     "rk_step",
     "sample",
     "time_grid",
