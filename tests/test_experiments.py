@@ -295,6 +295,7 @@ def test_one_step_2d_reduced_run_scores_every_method_and_nfe(tmp_path):
         fm, meanflow = out[distribution]["FM (Euler)"], out[distribution]["MeanFlow"]
         assert [fm[f"NFE {k}"]["nfe"] for k in run.NFES] == list(run.NFES)
         assert [meanflow[f"NFE {k}"]["nfe"] for k in run.NFES] == list(run.NFES)
+        assert [meanflow[f"renoise {k}"]["nfe"] for k in run.NFES[1:]] == list(run.NFES[1:])
         assert fm["dopri5"]["nfe"] > 4 and np.isfinite(fm["dopri5"]["w2"])
         # one Euler step of FM lands on the data's mean; one MeanFlow jump does better
         assert meanflow["NFE 1"]["w2"] < fm["NFE 1"]["w2"]

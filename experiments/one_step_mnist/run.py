@@ -1,6 +1,7 @@
 """One- and two-step class-conditional MNIST: FID (10k samples, the `flowjax fid` protocol of
-`experiments/mnist`) at 1 and 2 NFE for MeanFlow, SplitMeanFlow, AlphaFlow, SoFlow and the
-shortcut model, beside the core FM model at NFE 1, 2 (Euler) and 10 (midpoint), one command:
+`experiments/mnist`) at 1 and 2 NFE (2 also re-noised) for MeanFlow, SplitMeanFlow, AlphaFlow,
+SoFlow and the shortcut model, beside the core FM model at NFE 1, 2 (Euler) and 10 (midpoint),
+one command:
 
     python -m experiments.one_step_mnist.run                      # the full table (README.md)
     python -m experiments.one_step_mnist.run --steps 20 --num 200 --reference 200 --methods FM
@@ -43,7 +44,12 @@ METHODS = {
 }
 # setting -> (sampler method, steps); FM's at NFE 10 is experiments/mnist's midpoint rule
 FM_SETTINGS = {"NFE 1": ("euler", 1), "NFE 2": ("euler", 2), "NFE 10": ("midpoint", 5)}
-FLOW_MAP_SETTINGS = {"NFE 1": ("flow_map", 1), "NFE 2": ("flow_map", 2)}
+FLOW_MAP_SETTINGS = {
+    "NFE 1": ("flow_map", 1),
+    "NFE 2": ("flow_map", 2),
+    "NFE 2 re-noised": ("renoise", 2),  # SoFlow's and consistency models' two-step sampler
+}
+COLUMNS = ("NFE 1", "NFE 2", "NFE 2 re-noised", "NFE 10")
 CHUNK = 500  # samples per jitted call
 
 
@@ -137,14 +143,14 @@ def main(argv: list[str] | None = None) -> dict:
 
 def report(results: dict, floor: float, args: argparse.Namespace) -> str:
     lines = [
-        "| method | FID at NFE 1 | NFE 2 | NFE 10 | training s |",
-        "|---|---|---|---|---|",
+        "| method | FID at NFE 1 | NFE 2 | NFE 2 re-noised | NFE 10 | training s |",
+        "|---|---|---|---|---|---|",
     ]
     for name, row in results.items():
-        cells = [f"{row[k]['fid']:.1f}" if k in row else "-" for k in ("NFE 1", "NFE 2", "NFE 10")]
+        cells = [f"{row[k]['fid']:.1f}" if k in row else "-" for k in COLUMNS]
         lines.append(f"| {name} | {' | '.join(cells)} | {row['train_seconds']:.0f} |")
     lines += [
-        f"| {args.reference:,} test images (floor) | {floor:.1f} | | | |",
+        f"| {args.reference:,} test images (floor) | {floor:.1f} | | | | |",
         "",
         f"FID of {args.num:,} samples against {args.reference:,} training images; guidance "
         f"w = {args.w:g} (FM: the guided field; the others: folded into the target); "
