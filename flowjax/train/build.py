@@ -87,15 +87,25 @@ def learning_rate(config: OptimConfig, total_steps: int) -> optax.Schedule:
     return optax.join_schedules([warmup, main], [config.warmup_steps])
 
 
+OPTIMIZERS = {
+    "adamw": lambda c, lr: optax.adamw(
+        lr, b1=c.b1, b2=c.b2, eps=c.eps, weight_decay=c.weight_decay
+    ),
+    # RAdam (Liu et al. 2020), weight decay decoupled as in AdamW
+    "radam": lambda c, lr: optax.chain(
+        optax.scale_by_radam(b1=c.b1, b2=c.b2, eps=c.eps),
+        optax.add_decayed_weights(c.weight_decay),
+        optax.scale_by_learning_rate(lr),
+    ),
+}
+
+
 def optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
-    """AdamW on the schedule, after optional global-norm clipping."""
-    schedule = learning_rate(config, total_steps)
-    adam = optax.adamw(
-        schedule, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=config.weight_decay
-    )
+    """`config.name` (AdamW or RAdam) on the schedule, after optional global-norm clipping."""
+    update = OPTIMIZERS[config.name](config, learning_rate(config, total_steps))
     if config.grad_clip is None:
-        return adam
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip), adam)
+        return update
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), update)
 
 
 def ema_decay(config: OptimConfig, step: jax.Array) -> jax.Array:

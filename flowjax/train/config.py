@@ -134,9 +134,11 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """Adam(W) with an optional linear warm-up then a constant, cosine or polynomial decay to
-    `lr * end_lr_factor`; global-norm clipping; gradient accumulation; EMA with warm-up."""
+    """`name`: AdamW or RAdam, with an optional linear warm-up then a constant, cosine or
+    polynomial decay to `lr * end_lr_factor`; global-norm clipping; gradient accumulation;
+    EMA with warm-up."""
 
+    name: str = "adamw"
     lr: float = 1e-3
     schedule: str = "constant"
     warmup_steps: int = 0
@@ -243,7 +245,7 @@ def family_class(name: str) -> type:
 def _choices(config: TrainConfig) -> dict[str, Collection]:
     """The allowed values of every choice, read from the registries that implement them."""
     from flowjax.data import DISTRIBUTIONS
-    from flowjax.train.build import SCHEDULES
+    from flowjax.train.build import OPTIMIZERS, SCHEDULES
     from flowjax.train.inputs import DATA_KINDS
 
     out = {
@@ -251,6 +253,7 @@ def _choices(config: TrainConfig) -> dict[str, Collection]:
         "nonfinite": ("skip", "stop"),
         "distributed": ("auto", "on", "off"),
         "data.kind": DATA_KINDS,
+        "optim.name": OPTIMIZERS,
         "optim.schedule": SCHEDULES,
         "checkpoint.best_mode": ("min", "max"),
         "log.eval_method": (None, *family_class(config.family).sampler_methods),
