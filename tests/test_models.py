@@ -142,6 +142,7 @@ def test_registry_presets_and_parseable_constructors():
         "dit": models.DiT,
         "token_mlp": models.TokenMLP,
         "token_transformer": models.TokenTransformer,
+        "song_unet": models.SongUNet,
     } == models.MODELS
     for cls in models.MODELS.values():
         signature = inspect.signature(cls.__init__)
