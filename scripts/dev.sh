@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: finds Python >= 3.12, builds .venv, then runs a job.
 #   scripts/dev.sh main [args]   train + sample + evaluate the 2-D checkerboard (experiments/checkerboard)
-#   scripts/dev.sh test [args]   the test suite (args go to pytest, e.g. -m slow)
+#   scripts/dev.sh test [args]   the test suite on FLOWJAX_TEST_WORKERS (default 2) pytest-xdist
+#                                workers (args go to pytest, e.g. -m slow; -n 0 runs in one process)
 #   scripts/dev.sh bench [args]  CPU benchmark against Meta's flow_matching and TorchCFM
 #   scripts/dev.sh lint          ruff check and ruff format --check
 #   scripts/dev.sh setup         only build .venv
@@ -62,12 +63,12 @@ case "$cmd" in
   main) setup; exec "$VENV/bin/python" -m experiments.checkerboard.main "$@" ;;
   test)
     setup
-    set +e; "$VENV/bin/python" -m pytest "$@"; rc=$?; set -e
+    set +e; "$VENV/bin/python" -m pytest -n "${FLOWJAX_TEST_WORKERS:-2}" --dist worksteal "$@"; rc=$?; set -e
     # pytest exits 5 when a selection holds no tests: that is not a failure.
     [[ $rc -eq 5 ]] && { echo "no tests selected"; rc=0; }
     exit $rc ;;
   bench) setup; setup_torch
     exec "$VENV/bin/python" -m experiments.bench_cpu.run --torch-python .venv-torch/bin/python "$@" ;;
   lint) setup; "$VENV/bin/python" -m ruff check . && exec "$VENV/bin/python" -m ruff format --check . ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

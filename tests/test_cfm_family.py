@@ -117,6 +117,7 @@ def _w2(family, v, params, data):
     return metrics.wasserstein2(x, data)
 
 
+@pytest.mark.slow
 def test_trained_x1_network_samples_and_scores_like_a_velocity_network(tmp_path):
     """Toy runs on the checkerboard: an x1-predicting network (trained on the velocity loss)
     reaches the samples and the test NLL of the velocity network, to the precision an x1

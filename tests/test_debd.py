@@ -54,6 +54,7 @@ def test_fit_best_takes_the_validation_maximizer():
     assert alpha == max(scores, key=scores.get) and alpha != 100.0
 
 
+@pytest.mark.slow
 def test_table_run_keeps_the_best_validation_checkpoint(tmp_path):
     rows = {
         s: chain(n, [0, 1, 2, 3, 4, 5], 0.9, seed=i)

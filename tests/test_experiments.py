@@ -12,6 +12,7 @@ import pytest
 from experiments.checkerboard import main as checkerboard
 
 
+@pytest.mark.slow
 def test_checkerboard_job_writes_results_and_figure(tmp_path):
     argv = [
         "--steps",
@@ -208,6 +209,7 @@ def test_dirichlet_simplex_reduced_run_writes_table_and_figure(tmp_path):
     assert (tmp_path / "kl_vs_k.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_rfm_earth_reduced_run_writes_table_and_validation_curves(tmp_path):
     from experiments.rfm_earth import run
     from tests.shared_data import shared_data

@@ -134,6 +134,7 @@ def test_premetric_path_on_the_mesh_shrinks_the_distance_linearly():
     assert float(jnp.max(MESH.dist(end, x1))) < 0.05 * float(d0.mean())
 
 
+@pytest.mark.slow
 def test_premetric_loss_counts_every_grid_point():
     source = sources.ManifoldUniform(MESH)
     x1 = MESH.uniform(jax.random.key(7), (16,))

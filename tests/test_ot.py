@@ -171,6 +171,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_per_shard_couples_each_device_block_and_global_matches_one_device():
     """On 8 devices: the global coupling equals the unsharded one; `per_shard` equals the
     coupling of each device's block with its folded key, and keeps the batch sharded."""

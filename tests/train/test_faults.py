@@ -244,6 +244,7 @@ SLOW = pytest.mark.slow  # the default run keeps one missing item and one kind o
         pytest.param("delete", marks=SLOW),
     ],
 )
+@pytest.mark.slow
 def test_each_kind_of_damage_falls_back_to_the_newest_good_step(tmp_path, what, straight):
     """A missing meta or state item, or damaged data (a missing orbax `_CHECKPOINT_METADATA`
     file is no damage: orbax restores the step without it)."""
@@ -268,6 +269,7 @@ def test_each_kind_of_damage_falls_back_to_the_newest_good_step(tmp_path, what, 
     assert max_difference(restore(tmp_path / "run")[1], straight) == 0.0
 
 
+@pytest.mark.slow
 def test_every_step_damaged_stops_with_one_line_and_restart_starts_over(tmp_path):
     workdir = tmp_path / "run"
     run_train(workdir, "--config.steps=10")
@@ -293,6 +295,7 @@ def test_every_step_damaged_stops_with_one_line_and_restart_starts_over(tmp_path
     assert len(aside) == 1 and (aside[0] / "checkpoints.damaged").is_dir()  # kept, not deleted
 
 
+@pytest.mark.slow
 def test_a_leftover_temporary_checkpoint_is_cleaned_up(tmp_path):
     workdir = tmp_path / "run"
     run_train(workdir, "--config.steps=10")
@@ -342,6 +345,7 @@ def test_resume_compares_configs_as_saved(tmp_path):
         changes(other, saved, tmp_path, allowed=True)
 
 
+@pytest.mark.slow
 def test_metrics_stay_strict_json_without_repeated_steps(tmp_path):
     """A run killed after its checkpoint at step 10 logged steps 15 and 20; resumed, it logs
     them again: metrics.jsonl keeps one row per step, all strict JSON."""

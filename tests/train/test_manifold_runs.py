@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from flowjax.train.config import apply_overrides, load_config
 from flowjax.train.loop import train
@@ -31,6 +32,7 @@ SMALL = [
 CONFIG = REPO / "flowjax" / "configs" / "earth_rfm.py"
 
 
+@pytest.mark.slow
 def test_volcano_run_resumes_bit_identically_evaluates_and_samples(tmp_path):
     data = shared_data() / "earth-sphere" / "volerup.csv"
     config = apply_overrides(load_config(CONFIG), [*SMALL, f"--config.data.path={data}"])

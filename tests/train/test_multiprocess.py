@@ -4,6 +4,8 @@ shared global batch and write a checkpoint equal to the single-process run on 4 
 import socket
 import subprocess
 
+import pytest
+
 from tests.train.helpers import env, max_difference, restore, run_train, train_command
 
 TOL = 2e-5
@@ -15,6 +17,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
     args = ["--config.steps=10", "--config.log.every=5"]
     address = f"127.0.0.1:{_free_port()}"

@@ -3,6 +3,8 @@ the persistent compilation cache of a relaunched run."""
 
 import subprocess
 
+import pytest
+
 from tests.train.helpers import env, metrics, run_train, train_command
 
 
@@ -24,6 +26,7 @@ def test_a_profile_trace_is_written_and_utilization_is_logged(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_a_relaunched_run_loads_its_compiled_programs_from_the_cache(tmp_path):
     """A preempted job relaunched with the same command (here: its last checkpoint lost, so
     it resumes at step 5) compiles nothing: the train step comes from the cache."""
@@ -49,6 +52,7 @@ def test_a_relaunched_run_loads_its_compiled_programs_from_the_cache(tmp_path):
     assert not (tmp_path / "off" / "compilation_cache").exists()
 
 
+@pytest.mark.slow
 def test_steps_per_call_trains_the_same_run_and_resumes_exactly_after_sigkill(tmp_path):
     """Five steps per compiled call: the parameters of a K = 1 run (to float32 round-off),
     the same logging rows, and after a SIGKILL the same command ends bit-identical."""

@@ -49,6 +49,7 @@ def test_data_parallel_and_fsdp_match_one_device(tmp_path):
     assert any("fsdp" in json.dumps(v) for v in sharding.values())
 
 
+@pytest.mark.slow
 def test_ot_coupling_over_the_global_batch_or_per_shard(tmp_path):
     """Exact OT on the global batch gives the same run on 8 devices as on one; per-shard OT
     pairs within each device's 8 samples, a different (and still shorter-than-independent)
@@ -136,6 +137,7 @@ def test_sigterm_saves_and_exits_as_preempted(tmp_path):
     assert last_step == steps[-1]
 
 
+@pytest.mark.slow
 def test_non_finite_runs_end_with_an_error_naming_the_first_bad_quantity(tmp_path):
     """An overflowing learning rate skips every step: the run fails (exit 1) with one line,
     whether it stops at once ("stop") or after its budget; nothing skipped is saved."""
@@ -160,6 +162,7 @@ def test_non_finite_runs_end_with_an_error_naming_the_first_bad_quantity(tmp_pat
         assert not list((tmp_path / name / "checkpoints").glob("[0-9]*"))
 
 
+@pytest.mark.slow
 def test_cli_trains_samples_evaluates_and_reports_user_errors(tmp_path):
     workdir = tmp_path / "toy"
     run_train(
@@ -213,6 +216,7 @@ def test_cli_trains_samples_evaluates_and_reports_user_errors(tmp_path):
         assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_mnist_run_resumes_the_data_iterator_exactly(tmp_path):
     mnist = [
         "--config.data.kind=mnist",

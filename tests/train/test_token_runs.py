@@ -34,6 +34,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["dfm", "ar"])
 def test_text_run_resumes_bit_identically_and_samples_text(family, tmp_path):
     text = shared_data() / "tiny-shakespeare" / "input.txt"
@@ -53,6 +54,7 @@ def test_text_run_resumes_bit_identically_and_samples_text(family, tmp_path):
     assert len(lines) == 6 and all(len(s) == 16 and set(s) <= vocabulary for s in lines[1:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["catflow", "dirichlet"])
 def test_simplex_families_learn_the_quantized_checkerboard(family, tmp_path):
     overrides = [
