@@ -15,7 +15,7 @@ import pytest
 from flowjax import losses, solvers, sources
 from flowjax.contracts import DataSpec, SamplerSettings
 from flowjax.families import MeanFlow, MeanFlowConfig
-from flowjax.losses.meanflow import average_velocity_target
+from flowjax.losses.meanflow import average_velocity_target, partial_stop_gradient
 from flowjax.time_samplers import TimePairs
 from flowjax.train.config import apply_overrides, load_config
 from flowjax.train.loop import train
@@ -148,6 +148,19 @@ def test_the_gradient_flows_through_the_network_output_only():
     np.testing.assert_allclose(loss(PARAMS), frozen(PARAMS), rtol=1e-6)
     for a, b in zip(jax.grad(loss)(PARAMS), jax.grad(frozen)(PARAMS), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_zero_modulation_stops_the_target_s_gradient_outright():
+    """MeanFlow's target (modulation 0) is not differentiated at all: a derivative that is
+    infinite (sqrt at 0) gives no NaN, as `0 * inf` would; other fractions scale it."""
+
+    def grad(fraction):
+        return jax.grad(lambda p: partial_stop_gradient(jnp.sqrt(p), fraction) + p)
+
+    assert float(grad(0.0)(0.0)) == 1.0
+    assert float(grad(0.5)(4.0)) == pytest.approx(1.0 + 0.5 * 0.25)
+    traced = jax.jit(lambda fraction, p: grad(fraction)(p))  # a traced fraction: scaled too
+    assert float(traced(0.5, 4.0)) == pytest.approx(1.125)
 
 
 def test_with_no_distinct_times_the_loss_is_flow_matching():

@@ -87,10 +87,19 @@ def meanflow_loss(
     if guided_velocity is not None:
         v = jax.lax.stop_gradient(guided_velocity(x_s, s, v))
     out, target = average_velocity_target(u, params, x_s, s, e, v, cond)
-    target = modulation * target + (1.0 - modulation) * jax.lax.stop_gradient(target)
+    target = partial_stop_gradient(target, modulation)
     error = squared_error(out, target)
     loss = jnp.mean(adaptive_weight(error, power, eps) * error)
     return loss, {"error": jnp.mean(error), "fm_fraction": jnp.mean(s == e)}
+
+
+def partial_stop_gradient(z: Array, fraction: Array | float) -> Array:
+    """`fraction z + (1 - fraction) stop_gradient(z)`: the value of `z`, a fraction of its
+    gradient. A concrete 0 stops it outright, so no backward pass runs through `z` (a zero
+    factor would still differentiate all of it)."""
+    if isinstance(fraction, int | float) and fraction == 0:
+        return jax.lax.stop_gradient(z)
+    return fraction * z + (1.0 - fraction) * jax.lax.stop_gradient(z)
 
 
 def straight(x0: Array, x1: Array, t: Array) -> Array:
