@@ -34,29 +34,19 @@ INIT, INIT_ZERO, INIT_ATTN = _xavier(1.0), _xavier(1e-5), _xavier(math.sqrt(0.2)
 
 # The CIFAR-10 networks as py-meanflow (`meanflow/scripts/cifar10_v0.sh`, `model_configs.py`
 # with `--use_edm_aug`) and SoFlow (`models.py`) build them: 55,932,419 parameters each.
+_CIFAR10: dict[str, Any] = dict(
+    event_shape=(32, 32, 3),
+    model_channels=128,
+    channel_mult=(2, 2, 2),
+    num_blocks=4,
+    attn_resolutions=(16,),
+    channel_mult_noise=2,
+    augment_dim=6,
+    resample_filter=(1, 3, 3, 1),
+)
 SONG_UNET_PRESETS: dict[str, dict[str, Any]] = {
-    "meanflow_cifar10": dict(
-        event_shape=(32, 32, 3),
-        model_channels=128,
-        channel_mult=(2, 2, 2),
-        num_blocks=4,
-        attn_resolutions=(16,),
-        dropout=0.2,
-        channel_mult_noise=2,
-        augment_dim=6,
-        resample_filter=(1, 3, 3, 1),
-    ),
-    "soflow_cifar10": dict(
-        event_shape=(32, 32, 3),
-        model_channels=128,
-        channel_mult=(2, 2, 2),
-        num_blocks=4,
-        attn_resolutions=(16,),
-        dropout=0.3,
-        channel_mult_noise=2,
-        augment_dim=6,
-        resample_filter=(1, 3, 3, 1),
-    ),
+    "meanflow_cifar10": {**_CIFAR10, "dropout": 0.2},
+    "soflow_cifar10": {**_CIFAR10, "dropout": 0.3},
 }
 
 
