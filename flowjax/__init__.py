@@ -2,13 +2,15 @@
 
 Subpackages load on first use (`flowjax.models` imports Flax; the core, `paths`, `solvers`,
 `losses`, `couplings`, `sources`, does not). Importing flowjax adds the XLA:CPU flags chosen
-for the host's CPU to `XLA_FLAGS` (`flowjax._host`).
+for the host's CPU to `XLA_FLAGS`; `flowjax.keep_heap()` keeps glibc's heap between XLA:CPU
+calls, as the training system does on CPU devices (`flowjax._host`).
 """
 
 import importlib
 from types import ModuleType
 
 from flowjax._host import apply_cpu_flags
+from flowjax._host import keep_heap as keep_heap
 
 apply_cpu_flags()
 
@@ -38,4 +40,4 @@ def __getattr__(name: str) -> ModuleType:
 
 
 def __dir__() -> list[str]:
-    return sorted([*__all__, "__version__"])
+    return sorted([*__all__, "__version__", "keep_heap"])

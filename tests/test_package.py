@@ -2,12 +2,14 @@
 one screen" runs as written."""
 
 import os
+import platform
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import jax.numpy as jnp
+import pytest
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -80,6 +82,41 @@ def test_cpu_flags_follow_the_host(tmp_path):
     assert "XLA_FLAGS" not in off
     apply_cpu_flags(none := {}, tmp_path / "missing")  # no /proc/cpuinfo (macOS): nothing
     assert none == {}
+
+
+HEAP_FAULTS = """
+import resource, sys
+import numpy as np
+from flowjax._host import keep_heap
+if sys.argv[1] == "keep":
+    assert keep_heap()
+def faults(n=5):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):
+        a = np.ones(2**23)  # 64 MiB, past glibc's largest mapping threshold, written through
+        del a
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / n
+faults()
+print(faults())
+"""
+
+
+def test_keep_heap_reuses_freed_blocks():
+    """A freed large block is mapped afresh (page faults) on every allocation by default;
+    with glibc's heap kept the next allocation reuses it without faulting."""
+    from flowjax._host import keep_heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    run = lambda mode: float(  # noqa: E731
+        subprocess.run(
+            [sys.executable, "-c", HEAP_FAULTS, mode], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    mapped, kept = run("plain"), run("keep")
+    assert mapped >= 16  # at least the 2 MiB pages of 32 MiB
+    assert kept < mapped / 10
+    assert not keep_heap({"FLOWJAX_CPU_FLAGS": "0"})
 
 
 def test_import_sets_the_flags_before_jax_starts():

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+import flowjax
 from experiments.bench_cpu import workloads
 from experiments.timing import timed
 from flowjax import data, losses, models, paths, solvers
@@ -135,6 +136,7 @@ def main() -> None:
     p.add_argument("--weights", type=Path, help="the weights to sample with")
     p.add_argument("--train-only", action="store_true", help="the one-call-per-step rows only")
     args = p.parse_args()
+    flowjax.keep_heap()  # as `flowjax train` does on CPU devices
     if args.prepare:
         prepare(args.prepare, 200 if args.quick else 2000)
         return

@@ -6,14 +6,9 @@ TRAIN = ((4096, 30), (256, 300))
 # Large batches measure kernels; small ones measure per-step overhead.
 SAMPLE = (("euler", 50_000), ("dopri5", 50_000), ("euler", 1_000), ("dopri5", 1_000))
 FUSED_STEPS = 10  # steps per jit call in the `lax.scan` variant (batch 256)
-# glibc's heap kept between calls (read at process start): XLA:CPU allocates a step's
-# temporaries in one block per call, from a worker thread's arena, which glibc maps and unmaps
-# each time when it is large (128 MiB at batch 4096: 32k page faults a step)
-HEAP_ENV = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_MAX_": "0",
-    "MALLOC_TRIM_THRESHOLD_": "4294967296",
-}
+# flowjax without its host settings (XLA:CPU flags, `flowjax.keep_heap`): the one-call-per-step
+# training rows again, to show what they are worth on this host
+PLAIN_ENV = {"FLOWJAX_CPU_FLAGS": "0"}
 
 
 def train(quick: bool) -> list[tuple[int, int]]:

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+import flowjax
 from experiments.bench_discrete.workloads import (
     LR,
     POLYNOMIAL_N,
@@ -105,6 +106,7 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
+    flowjax.keep_heap()  # as `flowjax train` does on CPU devices
     data = np.load(args.data)
     out = {"jax": jax.__version__, "train": {}, "sample": {}, "compile_s": {}, "params": {}}
     for name, w in WORKLOADS.items():

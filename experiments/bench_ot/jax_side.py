@@ -29,6 +29,7 @@ import optax
 import ot
 from flax import nnx
 
+import flowjax
 from experiments.timing import timed
 from flowjax import couplings, losses, matchers, models
 from flowjax.families import CFMConfig
@@ -163,6 +164,7 @@ def main() -> None:
     p.add_argument("--loop-steps", type=int, default=5000, help="I-CFM steps through the loop")
     p.add_argument("--steps-per-call", type=int, nargs="*", default=[1, 10])
     args = p.parse_args()
+    flowjax.keep_heap()  # as `flowjax train` does on CPU devices
     data = np.load(args.data)
     out = {
         "jax": jax.__version__,

@@ -26,6 +26,7 @@ from jax.sharding import Mesh
 from tqdm import tqdm
 
 from flowjax import models
+from flowjax._host import keep_heap
 from flowjax.contracts import DataSpec, Family
 from flowjax.train import build, perf, resume
 from flowjax.train.checkpoint import Checkpointer, DamagedCheckpointError
@@ -95,7 +96,8 @@ def setup(
 ) -> Run:
     """Everything but the loop: mesh, data, family, network, optimizer and the state (restored
     or fresh). A restored run must have the checkpoint's config up to operational settings;
-    changed hyperparameters need `allow_changes` (see `resume`). `read_only` restores a trained
+    changed hyperparameters need `allow_changes` (see `resume`). On CPU devices glibc's heap
+    is kept between calls (`flowjax._host.keep_heap`). `read_only` restores a trained
     run from the workdir alone (its `config.json`, data spec and newest checkpoint, through an
     abstract target), without its data, onto all of this machine's devices (parameters
     replicated), writing nothing."""
@@ -106,6 +108,8 @@ def setup(
         config, jax.device_count(), jax.process_count(), batch=not read_only, data=not read_only
     )
     mesh = make_mesh(config.mesh)
+    if mesh.devices.flat[0].platform == "cpu":
+        keep_heap()  # XLA:CPU's per-call temporaries stay mapped between steps
     if read_only:
         if not (workdir / DATA_SPEC).is_file():
             raise FileNotFoundError(f"{workdir} has no {DATA_SPEC}: train (or resume) it first")
