@@ -70,6 +70,8 @@ class DataSpec:
       "sphere", S^(D-1) in R^D; "torus", T^D of angles; "so3", flattened rotation matrices,
       D = 9; "hyperbolic", H^(D-1) on the hyperboloid in R^D; "bumpy_sphere", the generated
       mesh of `flowjax.manifolds.mesh`, D = 3), or None for Euclidean data.
+    augment_dim: batches carry EDM's augmentation labels `augment_labels: [B, augment_dim]`
+      float32 (`flowjax.data.augment`) when set, conditioning like every batch entry but x1.
     """
 
     event_shape: tuple[int, ...]
@@ -79,6 +81,7 @@ class DataSpec:
     vocab_size: int | None = None
     vocabulary: str | None = None
     manifold: str | None = None
+    augment_dim: int | None = None
 
     @property
     def is_float(self) -> bool:
@@ -168,7 +171,10 @@ class Family(Protocol):
         context: TrainContext | None = None,
     ) -> tuple[Array, dict[str, Array]]:
         """The training objective on `batch = {"x1": [B, *event], (cond...)}`: a scalar loss
-        and metrics (scalars), differentiable in `params`. The trainer passes its `context`."""
+        and metrics (scalars), differentiable in `params`. The trainer passes its `context`.
+        Every entry but "x1" (labels "y", "augment_labels", ...) is conditioning: each network
+        call gets it as keywords, on the rows of its inputs (`guidance.training_conditioning`
+        builds it; couplings and row splits carry it along)."""
         ...
 
     def sampler(self, settings: SamplerSettings) -> Sampler:

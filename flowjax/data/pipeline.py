@@ -2,10 +2,11 @@
 
 `GrainBatches(source, ...)` reads records (see `records.py`), shuffles them with `seed` (a new
 order every epoch), keeps this process's share, turns images into float32 in [-1, 1] (with
-uniform dequantization and random horizontal flips, both drawn per record from the seed, so a
-resumed run sees the same pixels), batches, prefetches (threads, or `workers` processes) and
-assembles global arrays sharded over the mesh with `jax.make_array_from_process_local_data`.
-Its state is checkpointed with grain's Orbax handler (one file per process).
+uniform dequantization, random horizontal flips and EDM's augmentation with its labels
+(`flowjax.data.augment`), all drawn per record from the seed, so a resumed run sees the same
+pixels and labels), batches, prefetches (threads, or `workers` processes) and assembles global
+arrays sharded over the mesh with `jax.make_array_from_process_local_data`. Its state is
+checkpointed with grain's Orbax handler (one file per process).
 """
 
 from typing import Any
@@ -15,12 +16,19 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding
 
+from flowjax.data.augment import AugmentPipe
+
 
 class ImageToFloat(grain.transforms.RandomMap):
-    """`{"image": uint8 [H, W, C], "label"}` -> `{"x1": float32 in [-1, 1], ("y": label)}`."""
+    """`{"image": uint8 [H, W, C], "label"}` -> `{"x1": float32 [H, W, C] in [-1, 1], ("y":
+    label), ("augment_labels": float32 [augment.num_labels])}`: dequantized, flipped, then
+    augmented by `augment` (None: not), in that order, each from the record's generator."""
 
-    def __init__(self, flip: bool, dequantize: bool, labels: bool) -> None:
+    def __init__(
+        self, flip: bool, dequantize: bool, labels: bool, augment: AugmentPipe | None = None
+    ) -> None:
         self.flip, self.dequantize, self.labels = flip, dequantize, labels
+        self.augment = augment
 
     def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         image = np.asarray(record["image"], np.float32)
@@ -31,6 +39,8 @@ class ImageToFloat(grain.transforms.RandomMap):
         if self.flip and rng.random() < 0.5:
             image = image[:, ::-1]
         out = {"x1": image}
+        if self.augment is not None:
+            out["x1"], out["augment_labels"] = self.augment(image, rng)
         if self.labels:
             out["y"] = np.int32(record["label"])
         return out
@@ -65,7 +75,8 @@ def _mark_absl_flags_parsed() -> None:
 
 
 class GrainBatches:
-    """Iterator of global batches `{"x1": [B, *event], ("y": [B])}` from a record source.
+    """Iterator of global batches `{"x1": [B, *event], ("y": [B]), ("augment_labels": [B, n])}`
+    from a record source.
 
     `sharding` maps each key to its NamedSharding; `batch_size` is global (each process loads
     `batch_size / process_count` records per step).

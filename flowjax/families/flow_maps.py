@@ -136,7 +136,7 @@ class ShortcutConfig(MeanFlowConfig):
     teacher: str = "ema"
 
     def choices(self) -> dict[str, Collection]:
-        return {"teacher": TEACHERS}
+        return {**super().choices(), "teacher": TEACHERS}
 
     def check(self) -> None:
         super().check()
@@ -301,7 +301,7 @@ class TVMConfig(MeanFlowConfig):
     teacher: str = "online"
 
     def choices(self) -> dict[str, Collection]:
-        return {"teacher": TEACHERS}
+        return {**super().choices(), "teacher": TEACHERS}
 
 
 class TVM(MeanFlow):
@@ -336,7 +336,7 @@ class ConsistencyFMConfig(MeanFlowConfig):
     teacher: str = "online"
 
     def choices(self) -> dict[str, Collection]:
-        return {"teacher": TEACHERS}
+        return {**super().choices(), "teacher": TEACHERS}
 
     def check(self) -> None:
         super().check()

@@ -45,7 +45,14 @@ class MeanFlowConfig:
 
     ratio: fraction of the batch with s != e (the paper's best: 0.25).
     time_mean, time_std: the logit-normal of both times, in our convention (the paper's
-      (-0.4, 1.0) at t = 1 noise is (0.4, 1.0) here).
+      (-0.4, 1.0) at t = 1 noise is (0.4, 1.0) here); of the start time s alone when
+      `end_mean` or `end_std` is set.
+    end_mean, end_std: the end time e's own logit-normal (None: time_mean, time_std).
+      py-meanflow draws its t (our 1 - s) from (P_mean_t, P_std_t) and its r (our 1 - e) from
+      (P_mean_r, P_std_r): time_mean = -P_mean_t, end_mean = -P_mean_r, the stds as they are.
+    time_pairing: "sort" (the two draws sorted, then e = s on 1 - ratio of the batch: the
+      paper's, py-meanflow's tr_sampler v0) or "max" (e = s on 1 - ratio, then e = max(s, e):
+      its v1); `flowjax.time_samplers.TimePairs`.
     power, eps: adaptive weighting `1 / (error + eps)^power` (0: the plain squared error).
     label_dropout: probability of the null class (class-conditional networks).
     omega, kappa: guidance folded into the target, `omega v + kappa u(c) + (1 - omega -
@@ -55,6 +62,9 @@ class MeanFlowConfig:
     ratio: float = 0.25
     time_mean: float = 0.4
     time_std: float = 1.0
+    end_mean: float | None = None
+    end_std: float | None = None
+    time_pairing: str = "sort"
     power: float = 1.0
     eps: float = 1e-3
     label_dropout: float = 0.0
@@ -64,13 +74,15 @@ class MeanFlowConfig:
     guidance_high: float = 1.0
 
     def choices(self) -> dict[str, Collection]:
-        return {}
+        return {"time_pairing": time_samplers.PAIRINGS}
 
     def check(self) -> None:
         if not 0.0 <= self.ratio <= 1.0:
             raise ValueError(f"ratio must be in [0, 1], got {self.ratio}")
         if self.time_std <= 0 or self.eps <= 0 or self.power < 0:
             raise ValueError("time_std and eps must be positive and power >= 0")
+        if self.end_std is not None and self.end_std <= 0:
+            raise ValueError(f"end_std must be positive, got {self.end_std}")
         if not 0.0 <= self.label_dropout < 1.0:
             raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
         if not 0.0 <= self.guidance_low <= self.guidance_high <= 1.0:
@@ -94,8 +106,14 @@ class MeanFlow:
             raise ValueError("label_dropout and guidance need class labels in the data")
         self.config, self.data = config, data
         self.source = sources.Gaussian(1.0)
-        sampler = time_samplers.LogitNormal(config.time_mean, config.time_std)
-        self.times = time_samplers.TimePairs(sampler, config.ratio)
+        start = time_samplers.LogitNormal(config.time_mean, config.time_std)
+        end = None
+        if config.end_mean is not None or config.end_std is not None:
+            end = time_samplers.LogitNormal(
+                config.time_mean if config.end_mean is None else config.end_mean,
+                config.time_std if config.end_std is None else config.end_std,
+            )
+        self.times = time_samplers.TimePairs(start, config.ratio, end, config.time_pairing)
         self.network = NetworkSpec(data.event_shape, data.event_shape, times=2)
         self.flow_matching = CFM(CFMConfig(), data, mesh)  # the instantaneous velocity's tools
 

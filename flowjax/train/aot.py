@@ -116,6 +116,8 @@ def _batch(config: TrainConfig, spec: DataSpec, mesh: Any) -> dict[str, jax.Shap
     batch = {"x1": abstract(spec.event_shape, jnp.dtype(spec.dtype))}
     if spec.num_classes is not None:
         batch["y"] = abstract((), jnp.int32)
+    if spec.augment_dim is not None:
+        batch["augment_labels"] = abstract((spec.augment_dim,), jnp.float32)
     return batch
 
 

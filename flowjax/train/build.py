@@ -109,7 +109,17 @@ def optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransforma
 
 
 def ema_decay(config: OptimConfig, step: jax.Array) -> jax.Array:
-    """EMA decay at `step`; with warm-up min(decay, (1 + step) / (10 + step))."""
-    if not config.ema_warmup:
-        return jnp.asarray(config.ema_decay)
-    return jnp.minimum(config.ema_decay, (1.0 + step) / (10.0 + step))
+    """The EMA decay of the update after step `step` (int32, the steps taken before it):
+    `ema_decay`, with warm-up min(ema_decay, (1 + step) / (10 + step)); with `ema_every` = K
+    > 1, that decay to the power K after every K-th step ((step + 1) % K == 0) and 1 (the EMA
+    kept as it is) after the others: every K steps, the old EMA keeps the weight that K
+    updates at the decay would leave it.
+    py-meanflow and SoFlow compute their every-16-steps update in float64 and store float32;
+    here it is float32 throughout (within a few float32 roundings of theirs)."""
+    k = config.ema_every
+    if config.ema_warmup:
+        step_f = step.astype(jnp.float32)
+        decay = jnp.minimum(config.ema_decay, (1.0 + step_f) / (10.0 + step_f)) ** k
+    else:
+        decay = jnp.asarray(config.ema_decay**k)  # the power in float64, rounded once
+    return decay if k == 1 else jnp.where((step + 1) % k == 0, decay, 1.0)

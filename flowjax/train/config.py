@@ -47,7 +47,11 @@ class DataConfig:
     `flowjax.manifolds.mesh`), split 80/10/10 by `seed` and evaluated on the valid split,
     "tfds" (the prepared dataset `name` in the TFDS data dir `path`).
     Images become float32 in [-1, 1], with uniform dequantization and optional random
-    horizontal flips; `workers` > 0 decodes in that many processes, `prefetch` batches ahead.
+    horizontal flips; `augment` names an augmentation pipeline of `flowjax.data.augment`
+    (`AUGMENTS`: "edm", EDM's CIFAR-10 setting, 9 labels; "edm_upright", py-meanflow's and
+    SoFlow's, 6), applied after the flips with overall probability `augment_p` (EDM's CIFAR-10
+    0.12), its labels fed to the network (`model.augment_dim` must match); `workers` > 0
+    decodes in that many processes, `prefetch` batches ahead.
     """
 
     kind: str = "toy2d"
@@ -59,6 +63,8 @@ class DataConfig:
     seed: int = 0
     flip: bool = False
     dequantize: bool = True
+    augment: str | None = None
+    augment_p: float = 0.12
     cache: bool = False
     workers: int = 0
     prefetch: int = 2
@@ -136,7 +142,9 @@ class ModelConfig:
 class OptimConfig:
     """`name`: AdamW or RAdam, with an optional linear warm-up then a constant, cosine or
     polynomial decay to `lr * end_lr_factor`; global-norm clipping; gradient accumulation;
-    EMA with warm-up."""
+    EMA with warm-up, updated after every `ema_every`-th step with the decay to the power
+    `ema_every` (py-meanflow's and SoFlow's CIFAR-10 EMA: 0.9999^16 every 16 steps; 1: every
+    step). `build.ema_decay` gives the decay of each step."""
 
     name: str = "adamw"
     lr: float = 1e-3
@@ -152,6 +160,7 @@ class OptimConfig:
     accumulate: int = 1
     ema_decay: float = 0.9999
     ema_warmup: bool = True
+    ema_every: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,6 +254,7 @@ def family_class(name: str) -> type:
 def _choices(config: TrainConfig) -> dict[str, Collection]:
     """The allowed values of every choice, read from the registries that implement them."""
     from flowjax.data import DISTRIBUTIONS
+    from flowjax.data.augment import AUGMENTS
     from flowjax.train.build import OPTIMIZERS, SCHEDULES
     from flowjax.train.inputs import DATA_KINDS
 
@@ -253,6 +263,7 @@ def _choices(config: TrainConfig) -> dict[str, Collection]:
         "nonfinite": ("skip", "stop"),
         "distributed": ("auto", "on", "off"),
         "data.kind": DATA_KINDS,
+        "data.augment": (None, *AUGMENTS),
         "optim.name": OPTIMIZERS,
         "optim.schedule": SCHEDULES,
         "checkpoint.best_mode": ("min", "max"),
@@ -480,6 +491,35 @@ def _check_types(section: Any, prefix: str = "") -> None:
             _check_value(value, kind, f"{prefix}{name}")
 
 
+def _check_augment(config: TrainConfig) -> None:
+    """`data.augment` transforms images and feeds its labels to a network that takes as many
+    (`augment_dim`); `data.augment_p` is a probability."""
+    from flowjax.data.augment import augment_pipe
+    from flowjax.train.inputs import DATA_KINDS
+
+    data = config.data
+    if not 0.0 <= data.augment_p <= 1.0:
+        raise ConfigError(f"config.data.augment_p must be in [0, 1], got {data.augment_p}")
+    if data.augment is None:
+        return
+    if DATA_KINDS[data.kind] is None:
+        raise ConfigError(f"config.data.augment transforms images; {data.kind} data has none")
+    arguments = model_arguments(config.model.kind)
+    if "augment_dim" not in arguments:
+        raise ConfigError(
+            f"config.data.augment = {data.augment!r} feeds augmentation labels to the network, "
+            f"but {_model_class(config.model.kind).__name__} takes none (no augment_dim; "
+            "song_unet does)"
+        )
+    dim = config.model.arguments().get("augment_dim", arguments["augment_dim"].default)
+    labels = augment_pipe(data.augment, data.augment_p).num_labels
+    if dim != labels:
+        raise ConfigError(
+            f"config.data.augment = {data.augment!r} gives {labels} augmentation labels, but "
+            f"config.model.augment_dim = {dim}: set --config.model.augment_dim={labels}"
+        )
+
+
 def validate(
     config: TrainConfig,
     num_devices: int,
@@ -514,6 +554,7 @@ def validate(
         "data.batch_size",
         "optim.lr",
         "optim.accumulate",
+        "optim.ema_every",
         "checkpoint.every",
         "checkpoint.keep",
         "mesh.fsdp",
@@ -549,6 +590,7 @@ def validate(
         raise ConfigError(f"config.optim.eps must be positive, got {config.optim.eps}")
     if not 0.0 <= config.optim.ema_decay < 1.0:
         raise ConfigError(f"config.optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
+    _check_augment(config)
     if not config.compilation_cache:
         raise ConfigError("config.compilation_cache must name a directory, or be workdir or off")
     k = config.steps_per_call

@@ -1,9 +1,11 @@
 """From `config.data` to the run's `DataSpec`, its batch iterator and its held-out data.
 
-Every iterator here yields `{"x1": [B, *event], ("y": [B])}` global arrays sharded over the
-mesh, and has `sharding` (per key), `checkpoint_handler` (an Orbax handler class),
-`save_args()`, `restore_args()` and `load(item)` to resume from a restored checkpoint item.
-Labels are fed when the model is class-conditional (`model.num_classes`).
+Every iterator here yields `{"x1": [B, *event], ("y": [B]), ("augment_labels": [B, n])}`
+global arrays sharded over the mesh, and has `sharding` (per key), `checkpoint_handler` (an
+Orbax handler class), `save_args()`, `restore_args()` and `load(item)` to resume from a
+restored checkpoint item.
+Labels are fed when the model is class-conditional (`model.num_classes`); images are augmented,
+with their augmentation labels, when `data.augment` names a pipeline (`flowjax.data.augment`).
 """
 
 import dataclasses
@@ -16,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from flowjax.contracts import DataSpec
 from flowjax.data import manifold_records, records
+from flowjax.data.augment import AugmentPipe, augment_pipe
 from flowjax.data.generated import GeneratedBatches
 from flowjax.data.pipeline import GrainBatches, ImageToFloat, Points, Tokens
 from flowjax.data.toy2d import quantize, sample_toy
@@ -57,7 +60,7 @@ def abstract_spec(config: TrainConfig, shape: tuple[int, ...] | None = None) -> 
     for data whose shape the config does not tell)."""
     data, labels = config.data, _num_classes(config)
     if shape is not None:  # e.g. latents: real-valued, not quantized
-        return DataSpec(tuple(shape), num_classes=labels)
+        return DataSpec(tuple(shape), num_classes=labels, augment_dim=_augment_dim(data))
     if data.kind == "toy2d":
         return _toy_spec(data.bins)
     if data.kind in TOKEN_KINDS:
@@ -69,7 +72,7 @@ def abstract_spec(config: TrainConfig, shape: tuple[int, ...] | None = None) -> 
         raise ConfigError(
             f"the event shape of {data.kind} data {data.name or ''} is unknown here: give it"
         )
-    return DataSpec(image, num_classes=labels, bits=8)
+    return DataSpec(image, num_classes=labels, bits=8, augment_dim=_augment_dim(data))
 
 
 def image_source(config: TrainConfig, split: str | None = None) -> Any:
@@ -155,6 +158,17 @@ def _num_classes(config: TrainConfig) -> int | None:
     return config.model.arguments().get("num_classes")
 
 
+def _augment(data: DataConfig) -> AugmentPipe | None:
+    """The augmentation pipeline `data.augment` names (at `data.augment_p`), or None."""
+    return None if data.augment is None else augment_pipe(data.augment, data.augment_p)
+
+
+def _augment_dim(data: DataConfig) -> int | None:
+    """The number of augmentation labels per image, or None without augmentation."""
+    augment = _augment(data)
+    return None if augment is None else augment.num_labels
+
+
 def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
     """The training batch iterator and the `DataSpec` of what it yields."""
     data = config.data
@@ -206,18 +220,25 @@ def make_batches(config: TrainConfig, mesh: Mesh) -> tuple[Any, DataSpec]:
     sharding = {"x1": batch_sharding(mesh, 1 + example.ndim)}
     if labels is not None:
         sharding["y"] = batch_sharding(mesh, 1)
+    augment = _augment(data)
+    if augment is not None:
+        sharding["augment_labels"] = batch_sharding(mesh, 2)
     batches = GrainBatches(
         source,
         batch_size=data.batch_size,
         seed=data.seed,
         sharding=sharding,
         transform=ImageToFloat(
-            flip=data.flip, dequantize=data.dequantize, labels=labels is not None
+            flip=data.flip,
+            dequantize=data.dequantize,
+            labels=labels is not None,
+            augment=augment,
         ),
         workers=data.workers,
         prefetch=data.prefetch,
     )
-    return batches, DataSpec(batches.event_shape, num_classes=labels, bits=8)
+    spec = DataSpec(batches.event_shape, num_classes=labels, bits=8, augment_dim=_augment_dim(data))
+    return batches, spec
 
 
 def held_out(config: TrainConfig, spec: DataSpec) -> dict[str, np.ndarray]:

@@ -60,8 +60,11 @@ def _listed(changes: dict[str, tuple[Any, Any]]) -> str:
 def changes(config: TrainConfig, saved: dict, workdir: Path, allowed: bool) -> dict:
     """The changes from the checkpoint's config `saved` (`to_dict` form) to `config` that are
     not operational, `{key: (old, new)}`; a ConfigError for any structural change, and for any
-    other one unless `allowed`."""
-    old, new = _flat(saved), _flat(json.loads(to_json(config)))  # both as JSON has them
+    other one unless `allowed`. A setting that `saved` lacks (added since the run started)
+    compares as its default, the behaviour the run had."""
+    defaults = TrainConfig(family=config.family, flow=type(config.flow)())
+    old = _flat(json.loads(to_json(defaults))) | _flat(saved)
+    new = _flat(json.loads(to_json(config)))  # both as JSON has them
     diff = {
         key: (old.get(key), new.get(key))
         for key in sorted(set(old) | set(new))

@@ -47,8 +47,11 @@ def make_train_step(
     update is a `lax.cond`, not a select per leaf). The check reads the updated parameters
     through a fused reduction and the `lax.cond` recomputes the update in place of the
     donated state, so the step holds one state, not two (on a TPU the guard costs no memory).
-    The network gets a fresh dropout key each (micro-)step (`models.functional` passes it to
-    the models that use one); evaluation and sampling call it without one.
+    The EMA moves after each applied step by `build.ema_decay` (with `optim.ema_every` = K,
+    by the decay to the power K after every K-th step and not at all after the others; a
+    skipped K-th step skips that update). The network gets a fresh dropout key each
+    (micro-)step (`models.functional` passes it to the models that use one); evaluation and
+    sampling call it without one.
     """
     compute_dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     accumulate = config.optim.accumulate
@@ -110,7 +113,7 @@ def make_train_step(
         finite = jnp.all(checks)
         # 0, or which came first of the loss (1), the gradients (2), the parameters (3)
         nonfinite = jnp.where(finite, 0, 1 + jnp.argmin(checks))
-        decay = build.ema_decay(config.optim, state.step.astype(jnp.float32))
+        decay = build.ema_decay(config.optim, state.step)
 
         def apply() -> TrainState:
             params, opt_state = update()

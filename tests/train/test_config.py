@@ -88,6 +88,7 @@ def _with(**sections):
             r"config.flow.scheduler = 'ot'; expected one of \['condot'",
         ),
         (_with(optim__ema_decay=1.0), 1, r"ema_decay must be in \[0, 1\)"),
+        (_with(optim__ema_every=0), 1, "config.optim.ema_every must be positive, got 0"),
         (
             _with(flow__coupling="sinkhorn"),
             1,

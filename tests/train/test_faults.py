@@ -345,6 +345,22 @@ def test_resume_compares_configs_as_saved(tmp_path):
         changes(other, saved, tmp_path, allowed=True)
 
 
+def test_settings_added_since_a_run_started_resume_at_their_defaults(tmp_path):
+    """A checkpoint's config saved before a setting existed had its default behaviour."""
+    from flowjax.configs.mnist import get_config
+    from flowjax.train.config import ConfigError, to_json
+    from flowjax.train.resume import changes
+
+    config = get_config()
+    saved = json.loads(to_json(config))
+    del saved["data"]["augment_p"], saved["optim"]["ema_every"]
+    assert changes(config, saved, tmp_path, allowed=False) == {}
+    other = apply_overrides(config, ["--config.optim.ema_every=16"])
+    assert changes(other, saved, tmp_path, allowed=True) == {"optim.ema_every": (1, 16)}
+    with pytest.raises(ConfigError, match=r"data.augment_p: 0.12 -> 0.5"):
+        changes(apply_overrides(config, ["--config.data.augment_p=0.5"]), saved, tmp_path, True)
+
+
 @pytest.mark.slow
 def test_metrics_stay_strict_json_without_repeated_steps(tmp_path):
     """A run killed after its checkpoint at step 10 logged steps 15 and 20; resumed, it logs

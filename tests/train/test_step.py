@@ -78,6 +78,44 @@ def test_non_finite_updates_are_not_applied():
     assert all(bool(jnp.isfinite(p).all()) for p in jax.tree.leaves(new_big.params))
 
 
+def test_an_ema_every_k_steps_moves_as_far_as_k_updates():
+    """py-meanflow's and SoFlow's EMA: untouched for K - 1 steps, then d^K e + (1 - d^K) p
+    after every K-th step."""
+    k, d = 4, 0.9
+    cfg, family, v, opt, state = _setup(ema_decay=d, ema_warmup=False, ema_every=k)
+    step = jax.jit(make_train_step(cfg, family, v, opt))
+    for i in range(2 * k):
+        before = state.ema_params
+        state, _ = step(state, _batch(seed=i))
+        pairs = zip(
+            jax.tree.leaves(before),
+            jax.tree.leaves(state.params),
+            jax.tree.leaves(state.ema_params),
+            strict=True,
+        )
+        for e0, p, e in pairs:
+            if (i + 1) % k:
+                np.testing.assert_array_equal(e, e0)
+            else:
+                np.testing.assert_allclose(e, d**k * e0 + (1 - d**k) * p, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(jax.tree.leaves(state.ema_params)[0], jax.tree.leaves(state.params)[0])
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_an_ema_every_step_keeps_its_decay_and_every_k_raises_it_to_the_k(warmup):
+    one, four = (OptimConfig(ema_decay=0.99, ema_warmup=warmup, ema_every=k) for k in (1, 4))
+    for step in range(12):
+        s = jnp.int32(step)
+        before = (  # the decay as it was computed before ema_every existed, bit for bit
+            jnp.minimum(0.99, (1.0 + s.astype(jnp.float32)) / (10.0 + s.astype(jnp.float32)))
+            if warmup
+            else jnp.asarray(0.99)
+        )
+        assert np.asarray(build.ema_decay(one, s)).tobytes() == np.asarray(before).tobytes()
+        expected = float(before) ** 4 if step % 4 == 3 else 1.0
+        assert float(build.ema_decay(four, s)) == pytest.approx(expected, rel=1e-6)
+
+
 def test_bf16_compute_keeps_float32_master_params():
     cfg, family, v, opt, state = _setup()
     bf16 = dataclasses.replace(cfg, precision="bfloat16")
