@@ -8,7 +8,6 @@ user's choice and is kept; `FLOWJAX_CPU_FLAGS=0` turns both choices off.
 """
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -54,10 +53,9 @@ def keep_heap(env: MutableMapping[str, str] = os.environ) -> bool:
     Memory the process frees stays with it for reuse, so its resident size stays at its peak:
     for a CPU run, not for a host feeding accelerators. Process-wide, from the next allocation.
     """
-    name = ctypes.util.find_library("c")
-    if env.get("FLOWJAX_CPU_FLAGS") == "0" or name is None:
+    if env.get("FLOWJAX_CPU_FLAGS") == "0":
         return False
-    libc = ctypes.CDLL(name)
+    libc = ctypes.CDLL(None)  # the C library this process runs on
     if not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
         return False  # not glibc (musl, macOS): its allocator has no such setting
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))

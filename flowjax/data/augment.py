@@ -56,6 +56,8 @@ import functools
 
 import numpy as np
 
+from flowjax._utils import check_choice
+
 # The symlet-6 wavelet's low-pass filter (Daubechies 1992), in the order EDM applies it
 SYM6 = np.array(
     [
@@ -277,6 +279,5 @@ AUGMENTS = {
 
 def augment_pipe(name: str, p: float) -> AugmentPipe:
     """The pipeline `AUGMENTS[name]` at overall probability `p`."""
-    if name not in AUGMENTS:
-        raise ValueError(f"unknown augmentation {name!r}; expected one of {sorted(AUGMENTS)}")
+    check_choice(name, AUGMENTS, "augmentation")
     return AugmentPipe(p=p, **AUGMENTS[name])

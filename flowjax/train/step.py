@@ -117,7 +117,13 @@ def make_train_step(
 
         def apply() -> TrainState:
             params, opt_state = update()
-            ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
+            moved = lambda: jax.tree.map(  # noqa: E731
+                lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params
+            )
+            if config.optim.ema_every == 1:
+                ema = moved()
+            else:  # no pass over the parameters on the steps the EMA stays (decay 1)
+                ema = jax.lax.cond(decay < 1.0, moved, lambda: state.ema_params)
             return TrainState(state.step + 1, params, opt_state, ema, state.key)
 
         def skip() -> TrainState:
