@@ -48,8 +48,8 @@ def keep_heap(env: MutableMapping[str, str] = os.environ) -> bool:
 
     XLA:CPU allocates each call's temporaries as one block; past glibc's mapping threshold
     (32 MiB at most) the block is mapped and unmapped on every call, so every step faults in
-    and zeroes fresh pages: the batch-4,096 discrete checkerboard step goes from 35 to 51
-    steps/s with this setting, sub-millisecond steps are unchanged (`experiments/bench_discrete`).
+    and zeroes fresh pages: the batch-4,096 discrete checkerboard step goes from 31 to 38-51
+    steps/s with this setting on a 2-core AMD EPYC (`experiments/bench_discrete`).
     Memory the process frees stays with it for reuse, so its resident size stays at its peak:
     for a CPU run, not for a host feeding accelerators. Process-wide, from the next allocation.
     """
