@@ -75,9 +75,10 @@ def point_run(
 ) -> dict:
     """Train `config_path` with `overrides` and `args.seed` / `args.steps` / `args.every`
     (validation and checkpoints) in `work`, then score the best checkpoint's EMA parameters on
-    the whole test split of its point data and draw `log.num_samples` samples: `{"test_nll",
-    "test" (points), "samples", "best_step", "validation" [(step, nll)], "parameters",
-    "train_seconds"}` and what `extra(run, params)` adds."""
+    the whole test split of its point data and draw `log.num_samples` samples: `{"test_nll"
+    (and the evaluators' other scores as "test_<name>"), "test" (points), "samples",
+    "best_step", "validation" [(step, nll)], "parameters", "train_seconds"}` and what
+    `extra(run, params)` adds."""
     overrides = [
         *overrides,
         f"--config.data.seed={args.seed}",
@@ -90,7 +91,7 @@ def point_run(
     seconds = train_to_end(config, work)
     run, params, best = best_checkpoint(config, work)
     test = inputs.point_source(config, "test").points
-    nll = mean_scores(run, params, test, desc=f"{desc} test")["nll"]
+    scores = mean_scores(run, params, test, desc=f"{desc} test")
     sampler = evaluation.make_sampler(
         run.family, run.network, config, run.mesh, run.data, config.log.num_samples
     )
@@ -100,7 +101,7 @@ def point_run(
     rows = [json.loads(line) for line in (work / "metrics.jsonl").open()]
     return {
         **more,
-        "test_nll": nll,
+        **{f"test_{name}": value for name, value in scores.items()},
         "test": test,
         "samples": samples,
         "best_step": best,

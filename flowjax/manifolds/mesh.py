@@ -11,6 +11,10 @@ eigenvalues `lambda_i` of `L phi = lambda M phi` (L the cotangent Laplacian, M t
 
 w = 1 / lambda^2 (biharmonic) or exp(-2 tau lambda) (diffusion, time tau). There is no
 exponential map: paths on a mesh are premetric (`flowjax.paths.PremetricPath`).
+
+A tangent field on a mesh is the projection of an ambient field onto each face, so it jumps at
+the edges, and so does the density it carries: `walk` follows it face to face and keeps the
+log of the area change at every edge crossed (the likelihood of `flowjax.solvers.mesh_walk`).
 """
 
 import functools
@@ -32,14 +36,16 @@ CHUNK = 1024  # points per pass over all faces in `TriangleMesh.locate`
 @pytree_dataclass
 class TriangleMesh:
     """A closed surface of `faces [F, 3]` (vertex indices) on `vertices [V, 3]` with the spectral
-    embedding `eigenfunctions [V, K]` weighted by `weights [K]`, and each face's `neighbours
-    [F, N]` (the faces sharing a vertex with it; built by `spectral`)."""
+    embedding `eigenfunctions [V, K]` weighted by `weights [K]`, each face's `neighbours [F, N]`
+    (the faces sharing a vertex with it) and `adjacent [F, 3]` (the face across the edge
+    opposite each corner); `spectral` builds them."""
 
     vertices: Array
     faces: Array
     eigenfunctions: Array
     weights: Array
     neighbours: Array
+    adjacent: Array
 
     @classmethod
     def spectral(
@@ -61,6 +67,7 @@ class TriangleMesh:
             jnp.asarray(functions, jnp.float32),
             jnp.asarray(weights, jnp.float32),
             jnp.asarray(face_neighbours(faces), jnp.int32),
+            jnp.asarray(face_adjacency(faces), jnp.int32),
         )
 
     @property
@@ -163,6 +170,61 @@ class TriangleMesh:
     def tangent_normal(self, key: Array, x: Array) -> Array:
         return self.proju(x, jax.random.normal(key, x.shape, x.dtype))
 
+    def edges(self, face: Array) -> tuple[Array, Array, Array]:
+        """For the edge opposite each corner of `face [...]`: a point of it, its unit direction
+        and the unit normal in the face's plane pointing out of the face (each `[..., 3, 3]`,
+        edge axis second to last)."""
+        corners = self.vertices[self.faces[face]]
+        start = jnp.roll(corners, -1, axis=-2)
+        e = jnp.roll(corners, -2, axis=-2) - start
+        e = e / safe_norm(e, keepdims=True)
+        return start, e, -_across(jnp.mean(corners, -2, keepdims=True) - start, e)
+
+    def walk(
+        self, x: Array, face: Array, u: Array, h: Array, max_crossings: int = 16
+    ) -> tuple[Array, Array, Array, Array]:
+        """Move points `x [B, 3]` of faces `face [B]` for a time `h [B]` (>= 0) along the
+        ambient velocity `u [B, 3]` projected onto each face they reach: straight within a
+        face; at an edge the point enters the face across, whose velocity is u projected on
+        it. The velocity's flux through the edge is kept, so the density changes by the
+        ratio of u's components across the edge (`u.n` in the face left, `u.m` in the face
+        entered, both normal to the edge): the walk's log area change gains
+        `log(u.m) - log(u.n)` at each edge.
+
+        Returns the points `[B, 3]`, their faces `[B]`, the log area change `[B]` and
+        `stopped [B]`: at an edge whose far side's velocity points back (a fold of the field
+        there: the point stays on the edge) or after `max_crossings` edges.
+        """
+
+        def cross(_: int, state: tuple) -> tuple:
+            x, f, left, log_area, moving = state
+            n_f = self.normals[f]
+            tangent = u - jnp.sum(u * n_f, -1, keepdims=True) * n_f
+            start, e, out = self.edges(f)
+            gap = jnp.maximum(jnp.sum((start - x[:, None]) * out, -1), 0.0)  # [B, 3]
+            speed = jnp.sum(tangent[:, None] * out, -1)
+            exit_time = jnp.where(speed > 0, gap / jnp.where(speed > 0, speed, 1.0), jnp.inf)
+            k = jnp.argmin(exit_time, -1)
+            t_exit = jnp.take_along_axis(exit_time, k[:, None], -1)[:, 0]
+            at_edge = moving & (t_exit < left)
+            dt = jnp.where(moving, jnp.minimum(t_exit, left), 0.0)
+            x = x + dt[:, None] * tangent
+            g = jnp.take_along_axis(self.adjacent[f], k[:, None], -1)[:, 0]
+            pick = k[:, None, None]
+            start_k, e_k = (jnp.take_along_axis(a, pick, -2)[:, 0] for a in (start, e))
+            n = jnp.take_along_axis(out, pick, -2)[:, 0]
+            m = _across(jnp.mean(self.vertices[self.faces[g]], -2) - start_k, e_k)
+            u_n, u_m = jnp.sum(u * n, -1), jnp.sum(u * m, -1)
+            enters = at_edge & (u_m > 0)
+            ratio = jnp.where(enters, u_m / jnp.where(enters, u_n, 1.0), 1.0)
+            log_area = log_area + jnp.log(ratio)
+            return x, jnp.where(enters, g, f), left - dt, log_area, enters
+
+        zeros = jnp.zeros(x.shape[:1], x.dtype)
+        state = (x, face, jnp.broadcast_to(h, zeros.shape).astype(x.dtype), zeros, zeros == 0)
+        x, face, left, log_area, _ = jax.lax.fori_loop(0, max_crossings + 1, cross, state)
+        return x, face, log_area, left > 0
+
 
 def barycentric(p: Array, a: Array, b: Array, c: Array) -> Array:
     """`[..., 3]` barycentric coordinates of the projection of `p` onto the plane of the
@@ -174,6 +236,12 @@ def barycentric(p: Array, a: Array, b: Array, c: Array) -> Array:
     v = (d11 * d20 - d01 * d21) / denom
     w = (d00 * d21 - d01 * d20) / denom
     return jnp.stack([1.0 - v - w, v, w], -1)
+
+
+def _across(w: Array, e: Array) -> Array:
+    """The unit part of `w [..., 3]` normal to the unit directions `e [..., 3]`."""
+    w = w - jnp.sum(w * e, -1, keepdims=True) * e
+    return w / safe_norm(w, keepdims=True)
 
 
 def _face_distances(p: Array, a: Array, b: Array, c: Array) -> Array:
@@ -232,6 +300,26 @@ def face_neighbours(faces: np.ndarray) -> np.ndarray:
     ]
     width = max(map(len, rows))
     return np.asarray([row + [row[0]] * (width - len(row)) for row in rows], np.int32)
+
+
+def face_adjacency(faces: np.ndarray) -> np.ndarray:
+    """`[F, 3]` for each face the face across the edge opposite each of its corners; every edge
+    of a closed mesh has exactly two faces."""
+    faces = np.asarray(faces)
+    at_edge: dict[tuple[int, int], list[int]] = {}
+    for index, face in enumerate(faces):
+        for k in range(3):
+            i, j = sorted((int(face[(k + 1) % 3]), int(face[(k + 2) % 3])))
+            at_edge.setdefault((i, j), []).append(index)
+    if any(len(sharing) != 2 for sharing in at_edge.values()):
+        raise ValueError("the mesh is not closed: an edge has other than two faces")
+    adjacent = np.empty(faces.shape, np.int32)
+    for index, face in enumerate(faces):
+        for k in range(3):
+            i, j = sorted((int(face[(k + 1) % 3]), int(face[(k + 2) % 3])))
+            a, b = at_edge[(i, j)]
+            adjacent[index, k] = b if a == index else a
+    return adjacent
 
 
 def cotangent_laplacian(
