@@ -88,7 +88,11 @@ def point_run(
         f"--config.checkpoint.every={args.every}",
     ]
     config = apply_overrides(load_config(config_path), overrides)
-    seconds = train_to_end(config, work)
+    record = work / "train_seconds.json"  # summed over the invocations that trained
+    seconds = train_to_end(config, work) + (
+        json.loads(record.read_text()) if record.exists() else 0.0
+    )
+    record.write_text(json.dumps(seconds))
     run, params, best = best_checkpoint(config, work)
     test = inputs.point_source(config, "test").points
     scores = mean_scores(run, params, test, desc=f"{desc} test")

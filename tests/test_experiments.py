@@ -268,7 +268,8 @@ def test_rfm_mesh_reduced_run_scores_against_the_exact_entropy(tmp_path):
     assert out["entropy"] < out["test_nll"] < out["uniform_nll"]
     assert len(out["validation"]) == 1 and out["test_points"] == 2000
     assert 0.3 < out["support_area_fraction"] < 0.7
-    assert np.isfinite(out["integral"]) and out["integral_error"] > 0  # the likelihood check
+    # the likelihood check: the model's density integrates to one
+    assert abs(out["integral"] - 1) < 4 * out["integral_error"] + 0.05
     for name in ("samples.png", "data.png", "validation.png"):
         assert (tmp_path / "t" / name).stat().st_size > 5_000
 

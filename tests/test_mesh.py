@@ -2,9 +2,9 @@
 sphere's, the closest-point projection against a float64 reference over every face, uniform
 sampling by area, the spectral distance, premetric paths (the geodesic path for the sphere's
 own distance; d(x_t, x1) = (1 - t) d(x0, x1) on a mesh), the premetric loss's bookkeeping,
-walks face to face (the area change at an edge is the flux ratio; a walk and its reverse
-cancel), likelihoods that integrate to one where the divergence within faces alone does not,
-and the family's choices on a mesh."""
+the continuous projection (the identity on a face's vectors; a vector's images in two faces
+sharing an edge agree once unfolded), likelihoods that integrate to one where those of the
+orthogonal projection do not, and the family's choices on a mesh."""
 
 import jax
 import jax.numpy as jnp
@@ -149,50 +149,43 @@ def test_faces_across_each_edge_share_it():
         mesh.face_adjacency(np.array([[0, 1, 2]]))
 
 
-def _edge_crossing(face: int, k: int) -> tuple[np.ndarray, ...]:
-    """A small triangle `[3, 3]` of points of `face` near its edge `k`, the face across and a
-    constant ambient velocity that crosses the edge with a normal component."""
-    start, e, out = (np.asarray(a[k]) for a in MESH.edges(jnp.asarray(face)))
-    length = np.linalg.norm(np.asarray(MESH.vertices)[np.asarray(MESH.faces)[face]][k - 1] - start)
-    middle = start + 0.5 * length * e - 0.02 * out
-    points = middle + np.array([[0.0, 0.0], [0.01, -0.01], [-0.01, -0.01]]) @ np.stack([e, out])
-    normal = np.asarray(MESH.normals[face])
-    u = out + 0.3 * e + 0.5 * normal
-    return points.astype(np.float32), int(MESH.adjacent[face, k]), u.astype(np.float32)
-
-
-def test_walk_across_an_edge_changes_area_by_the_flux_ratio():
-    for face, k in ((0, 0), (100, 1), (777, 2)):
-        x, across, u = _edge_crossing(face, k)
-        faces = jnp.full(3, face)
-        y, end, log_area, stopped = MESH.walk(x, faces, jnp.tile(u, (3, 1)), jnp.full(3, 0.06))
-        assert np.all(np.asarray(end) == across) and not np.any(stopped)
-        # the map is affine on either side: the area of the image over that of the triangle
-        area = [np.linalg.norm(np.cross(p[1] - p[0], p[2] - p[0])) for p in (x, np.asarray(y))]
-        np.testing.assert_allclose(np.exp(log_area), area[1] / area[0], rtol=2e-4)
-        _, e, out = (np.asarray(a[k]) for a in MESH.edges(jnp.asarray(face)))
-        m = -np.asarray(MESH.edges(jnp.asarray(across))[2])  # into the face across
-        m = m[np.argmax(np.abs(m @ e) < 1e-5)]  # its shared edge's: normal to e
-        np.testing.assert_allclose(log_area, np.log((u @ m) / (u @ out)), rtol=1e-4)
-        assert abs(float(log_area[0])) > 0.05  # the normal component made the jump matter
-        n_g = np.asarray(MESH.normals[across])
-        plane = np.asarray(MESH.vertices)[np.asarray(MESH.faces)[across, 0]]
-        np.testing.assert_allclose((np.asarray(y) - plane) @ n_g, 0.0, atol=1e-6)
-
-
-def test_a_walk_and_its_reverse_cancel_and_stay_on_the_surface():
+def test_projection_is_onto_the_face_and_continuous_across_edges():
     x = MESH.uniform(jax.random.key(11), (256,))
-    x, face = MESH.locate(x)
-    u = jnp.tile(jnp.array([0.3, -0.5, 1.0]), (256, 1)) + 0.2 * x  # many edges per walk
-    y, end, forward, stopped = MESH.walk(x, face, u, jnp.full(256, 0.3))
-    back, start, backward, stopped_back = MESH.walk(y, end, -u, jnp.full(256, 0.3))
-    ok = ~np.asarray(stopped | stopped_back)
-    assert ok.mean() > 0.9  # the rest stop where the field folds at an edge
-    np.testing.assert_allclose(np.asarray(back)[ok], np.asarray(x)[ok], atol=2e-5)
-    np.testing.assert_array_equal(np.asarray(start)[ok], np.asarray(face)[ok])
-    np.testing.assert_allclose(np.asarray(forward + backward)[ok], 0.0, atol=1e-4)
-    assert np.std(np.asarray(forward)[ok]) > 0.01
-    np.testing.assert_allclose(MESH.projx(y), y, atol=2e-6)
+    face = MESH.locate(x)[1]
+    n = MESH.normals[face]
+    u = jax.random.normal(jax.random.key(12), x.shape)
+    pu = MESH.proju(x, u)
+    np.testing.assert_allclose(jnp.sum(pu * n, -1), 0.0, atol=1e-5)  # in the face's plane
+    np.testing.assert_allclose(MESH.proju(x, pu), pu, atol=1e-5)  # the identity there
+    z = MESH.tangent_normal(jax.random.key(13), x)  # orthogonal, N(0, I) on the plane
+    np.testing.assert_allclose(jnp.sum(z * n, -1), 0.0, atol=1e-5)
+    # either side of the edge opposite corner 0 of some faces, 2e-5 from it
+    faces = np.arange(0, 1280, 5)
+    corners = np.asarray(MESH.vertices)[np.asarray(MESH.faces)[faces]]  # [P, 3, 3]
+    across = np.asarray(MESH.adjacent)[faces, 0]
+    far = np.asarray(MESH.vertices)[np.asarray(MESH.faces)[across]].mean(1)  # inside it
+    middle = 0.5 * (corners[:, 1] + corners[:, 2])
+    e = corners[:, 2] - corners[:, 1]
+    e /= np.linalg.norm(e, axis=-1, keepdims=True)
+
+    def inward(point):  # the unit direction from the edge into the face of `point`
+        w = point - middle
+        w -= np.sum(w * e, -1, keepdims=True) * e
+        return w / np.linalg.norm(w, axis=-1, keepdims=True)
+
+    into_f, into_g = inward(corners[:, 0]), inward(far)
+    u = np.asarray(jax.random.normal(jax.random.key(14), middle.shape))
+    pf = np.asarray(MESH.proju(jnp.asarray(middle + 2e-5 * into_f), u))
+    pg = np.asarray(MESH.proju(jnp.asarray(middle + 2e-5 * into_g), u))
+    np.testing.assert_allclose(np.sum(pf * e, -1), np.sum(pg * e, -1), atol=1e-3)
+    # the flux out of f is the flux into g: no density jump
+    np.testing.assert_allclose(-np.sum(pf * into_f, -1), np.sum(pg * into_g, -1), atol=1e-3)
+    # the orthogonal projections differ there by the ambient vector's normal component
+    n_f, n_g = (np.asarray(MESH.normals)[i] for i in (faces, across))
+    ortho_f = u - np.sum(u * n_f, -1, keepdims=True) * n_f
+    ortho_g = u - np.sum(u * n_g, -1, keepdims=True) * n_g
+    jump = np.abs(np.sum(ortho_f * into_f, -1) + np.sum(ortho_g * into_g, -1))
+    assert np.median(jump) > 0.02
 
 
 def _rotation_and_radial(params, x, t):
@@ -202,49 +195,36 @@ def _rotation_and_radial(params, x, t):
     return 3.0 * jnp.cross(jnp.array([0.3, 0.0, 1.0]), x) + params * x * (1 + x[:, :1])
 
 
-def _rotation_and_radial_at(strength):
-    return lambda params, x, t: _rotation_and_radial(strength, x, t)
+def _orthogonal(v):
+    """`v` projected orthogonally onto the face of each point (the RFM code's tangent field)."""
+
+    def field(params, x, t):
+        on, face = MESH.locate(x)
+        n = MESH.normals[face]
+        out = v(params, on, t)
+        return out - jnp.sum(out * n, -1, keepdims=True) * n
+
+    return field
 
 
-def test_mesh_likelihood_integrates_to_one_where_the_face_divergence_does_not():
+def test_likelihood_integrates_to_one_where_the_orthogonal_projection_does_not():
     source = sources.ManifoldUniform(MESH)
-    x = MESH.uniform(jax.random.key(21), (4000,))
+    x = MESH.uniform(jax.random.key(21), (2000,))
     area = float(jnp.exp(MESH.log_volume))
 
-    def integral(method, steps):
-        logq, stopped = jax.jit(
-            lambda x: solvers.mesh_log_likelihood(
-                _rotation_and_radial,
-                0.3,
-                x,
-                mesh=MESH,
-                source=source,
-                method=method,
-                num_steps=steps,
+    def integral(field):
+        logq, _ = jax.jit(
+            lambda x: solvers.log_likelihood(
+                field, 0.3, x, source=source, method="rk4", num_steps=50
             )
         )(x)
         q = np.exp(np.asarray(logq, np.float64)) * area
-        assert np.mean(stopped) < 0.01
         return q.mean(), q.std() / np.sqrt(len(q))
 
-    mean, error = integral("midpoint", 250)
-    assert abs(mean - 1) < 3 * error and error < 0.01
-    # Euler's bias is first order: 2.5% low in 250 steps (the same points)
-    assert integral("euler", 250)[0] < mean - 0.01
-    # the divergence within the faces alone (the projected field's ambient divergence)
-    field = manifolds.tangent_field(_rotation_and_radial, MESH)
-    flat, _ = solvers.log_likelihood(field, 0.3, x, source=source, method="euler", num_steps=100)
-    assert np.mean(np.exp(np.asarray(flat, np.float64)) * area) < 0.7
-    # forward: the walk's log-determinant is the one the likelihood walks back
-    x0 = x[:500]
-    x1, log_det, _ = solvers.mesh_walk(_rotation_and_radial, 0.3, x0, mesh=MESH, num_steps=250)
-    logp1, _ = solvers.mesh_log_likelihood(
-        _rotation_and_radial, 0.3, x1, mesh=MESH, source=source, num_steps=250
-    )
-    agree = np.abs(np.asarray(logp1 + MESH.log_volume + log_det)) < 1e-3
-    assert agree.mean() > 0.95  # the rest pass near a fold of the field, where steps diverge
-    with pytest.raises(ValueError, match="walk method"):
-        solvers.mesh_walk(_rotation_and_radial, 0.3, x0, mesh=MESH, method="rk4")
+    mean, error = integral(manifolds.tangent_field(_rotation_and_radial, MESH))
+    assert abs(mean - 1) < 3 * error and error < 0.02
+    # the divergence within the faces misses the orthogonal projection's jumps at the edges
+    assert integral(_orthogonal(_rotation_and_radial))[0] < 0.7
 
 
 @pytest.mark.slow
@@ -293,13 +273,13 @@ def test_rfm_family_on_the_mesh_samples_on_it_and_refuses_what_it_has_not():
         lambda p, x, t: jnp.zeros_like(x), None, jax.random.key(0), {"x1": samples}
     )
     np.testing.assert_allclose(zero["nll"], float(MESH.log_volume), rtol=1e-6)
-    assert zero["nll_stopped"] == 0 and zero["nll_nfe"] == 1000
-    # the likelihood walks the mesh with the network's ambient field
-    logp, _ = family.log_likelihood(_rotation_and_radial_at(0.3), None, None, samples)
-    walked, _ = solvers.mesh_log_likelihood(
-        _rotation_and_radial, 0.3, samples, mesh=MESH, source=family.source
+    fixed = RFM(RFMConfig(nll_method="rk4", nll_steps=7), data)
+    assert (
+        fixed.evaluators(SamplerSettings(""))["nll"](
+            lambda p, x, t: jnp.zeros_like(x), None, jax.random.key(0), {"x1": samples}
+        )["nll_nfe"]
+        == 28
     )
-    np.testing.assert_allclose(logp, walked, rtol=1e-6)
     with pytest.raises(ValueError, match="no exponential map"):
         family.sampler(SamplerSettings(method="geodesic", steps=10))
     with pytest.raises(ValueError, match="no wrapped normal"):

@@ -4,8 +4,8 @@ paths from the uniform law (or a wrapped normal), or on a mesh, which has no exp
 premetric paths of its spectral distance (simulated trajectories, every point of a stratified
 time grid a training pair, as the RFM code trains); the loss in the metric, projected
 fixed-step sampling and likelihoods with the exact divergence of the tangent field under the
-source's density (on a mesh, by Euler steps that walk it face to face and count the density's
-jumps at the edges: `flowjax.solvers.mesh_log_likelihood`).
+source's density (on a mesh, the field made tangent by its continuous projection: see
+`flowjax.manifolds.mesh`).
 
 The network reads the point's features, its ambient coordinates (a sphere's, a flattened
 rotation matrix, a hyperboloid's) or `(cos, sin)` of each angle on a torus (the torus
@@ -51,10 +51,10 @@ class RFMConfig:
     premetric_times: time points per simulated pair on a premetric path (meshes).
     nll_rtol: tolerance of the adaptive solves: the held-out likelihood's (dopri5) and the
       adaptive samplers' ("dopri5", "tsit5").
+    nll_method, nll_steps: the held-out likelihood's solver, "dopri5" (at `nll_rtol`) or a
+      fixed-step method (`flowjax.solvers.FIXED_STEP`) with `nll_steps` steps.
     nll_divergence: the likelihood's divergence, "exact" or "hutchinson" (one Rademacher probe
       per point: unbiased, for high dimensions, as the RFM code's tori).
-    nll_steps: midpoint steps of the likelihood on a mesh (two network calls each: 500 cost
-      what the RFM code's evaluation of 1,000 Euler steps does).
     """
 
     source: str = "uniform"
@@ -65,8 +65,9 @@ class RFMConfig:
     coupling_scope: str = "global"
     premetric_times: int = 32
     nll_rtol: float = 1e-5
+    nll_method: str = "dopri5"
+    nll_steps: int = 100
     nll_divergence: str = "exact"
-    nll_steps: int = 500
 
     def choices(self) -> dict[str, Collection]:
         return {
@@ -74,6 +75,7 @@ class RFMConfig:
             "scheduler": ("condot", "cosine"),
             "coupling": ("independent", *couplings.SOLVERS),
             "coupling_scope": couplings.SCOPES,
+            "nll_method": ("dopri5", *solvers.FIXED_STEP),
             "nll_divergence": solvers.DIVERGENCES,
         }
 
@@ -132,8 +134,8 @@ class RFM:
         shape = (*data.event_shape, 2) if data.manifold == "torus" else data.event_shape
         self.network = NetworkSpec(shape, shape)
 
-    def ambient_velocity(self, field: Field) -> Field:
-        """The network as a velocity in the manifold's coordinates, before it is made tangent."""
+    def velocity(self, field: Field) -> Field:
+        """The network as a tangent velocity field on the manifold's points."""
 
         def v(params: Any, x: Array, t: Array, **cond: Any) -> Array:
             out = field(params, features(self.data.manifold, x), t, **cond)
@@ -141,11 +143,7 @@ class RFM:
                 return jnp.sum(out * jnp.stack([-jnp.sin(x), jnp.cos(x)], -1), axis=-1)
             return out
 
-        return v
-
-    def velocity(self, field: Field) -> Field:
-        """The network as a tangent velocity field on the manifold's points."""
-        return manifolds.tangent_field(self.ambient_velocity(field), self.manifold)
+        return manifolds.tangent_field(v, self.manifold)
 
     def loss(
         self,
@@ -213,25 +211,11 @@ class RFM:
     def log_likelihood(
         self, field: Field, params: Any, key: Array, x1: Array
     ) -> tuple[Array, dict[str, Array]]:
-        """`log p_1(x1) [B]` of points `x1 [B, *event]` and the solve's statistics: by the
-        divergence of the tangent field (`nll_divergence`) in an adaptive solve at
-        `nll_rtol`, or on a mesh by `nll_steps` midpoint steps that walk it with the density's
-        jumps at the edges (`solvers.mesh_log_likelihood`; `nll_stopped`: the fraction of
-        walks stopped at a fold of the field)."""
+        """`log p_1(x1) [B]` of points `x1 [B, *event]` by the divergence of the tangent field
+        (`nll_divergence`) in a solve by `nll_method`, and its network calls (`nll_nfe`)."""
         x1 = self.manifold.projx(jnp.asarray(x1, jnp.float32))
-        if hasattr(self.manifold, "walk"):
-            steps = self.config.nll_steps
-            logp, stopped = solvers.mesh_log_likelihood(
-                self.ambient_velocity(field),
-                params,
-                x1,
-                mesh=self.manifold,
-                source=self.source,
-                num_steps=steps,
-            )
-            nfe = jnp.asarray(steps * solvers.WALKS["midpoint"])
-            return logp, {"nll_nfe": nfe, "nll_stopped": jnp.mean(stopped)}
-        rtol = self.config.nll_rtol
+        rtol, method = self.config.nll_rtol, self.config.nll_method
+        steps = {} if method == "dopri5" else {"num_steps": self.config.nll_steps}
         logp, sol = solvers.log_likelihood(
             self.velocity(field),
             params,
@@ -239,8 +223,10 @@ class RFM:
             key=key,
             divergence=self.config.nll_divergence,
             source=self.source,
+            method=method,
             rtol=rtol,
             atol=rtol,
+            **steps,
         )
         return logp, {"nll_nfe": sol.stats.nfe_batch}
 

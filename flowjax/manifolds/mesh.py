@@ -12,9 +12,14 @@ eigenvalues `lambda_i` of `L phi = lambda M phi` (L the cotangent Laplacian, M t
 w = 1 / lambda^2 (biharmonic) or exp(-2 tau lambda) (diffusion, time tau). There is no
 exponential map: paths on a mesh are premetric (`flowjax.paths.PremetricPath`).
 
-A tangent field on a mesh is the projection of an ambient field onto each face, so it jumps at
-the edges, and so does the density it carries: `walk` follows it face to face and keeps the
-log of the area change at every edge crossed (the likelihood of `flowjax.solvers.mesh_walk`).
+A tangent field on a mesh is an ambient field projected onto each face. `proju` projects along
+a normal that varies smoothly over each face and is, on each edge, the mean of its two faces'
+normals: the images of a vector in two faces sharing an edge then have the same components
+along the edge and across it (the faces unfolded), so a continuous ambient field gives a
+continuous tangent field, whose flow has no fold and whose density no jump. The orthogonal
+projection onto each face (the RFM code's) makes the field jump at every edge, and the density
+it carries with it, which the divergence within faces does not see: such a likelihood does not
+integrate to one (experiments/rfm_mesh).
 """
 
 import functools
@@ -31,6 +36,7 @@ from flowjax.manifolds.base import safe_norm
 
 METRICS = ("biharmonic", "diffusion")
 CHUNK = 1024  # points per pass over all faces in `TriangleMesh.locate`
+AT_VERTEX = 1e-12  # weight of the face's own normal in `blended_normal` (alone at a corner)
 
 
 @pytree_dataclass
@@ -134,8 +140,29 @@ class TriangleMesh:
         return self.locate(x)[0]
 
     def proju(self, x: Array, u: Array) -> Array:
-        n = self.normals[self.locate(x)[1]]
-        return u - jnp.sum(n * u, axis=-1, keepdims=True) * n
+        """`u [..., 3]` projected onto the plane of `x`'s face along `blended_normal`: the
+        identity on the face's vectors, continuous across edges (the module docstring)."""
+        face = self.locate(x)[1]
+        n, s = self.normals[face], self.blended_normal(x, face)
+        return u - jnp.sum(n * u, -1, keepdims=True) / jnp.sum(n * s, -1, keepdims=True) * s
+
+    @property
+    def edge_normals(self) -> Array:
+        """`[F, 3, 3]` at the edge opposite each corner of each face, the unit mean of the
+        normals of its two faces."""
+        mean = self.normals[:, None] + self.normals[self.adjacent]
+        return mean / safe_norm(mean, keepdims=True)
+
+    def blended_normal(self, x: Array, face: Array) -> Array:
+        """`[..., 3]` at points `x [..., 3]` of faces `face [...]`, the edges' normals blended
+        with the weights `b_{k+1} b_{k+2}` of barycentric coordinates `b` (on edge k the
+        other two vanish): edge k's own normal on edge k, smooth within the face."""
+        corners = self.vertices[self.faces[face]]
+        b = barycentric(x, *jnp.unstack(corners, axis=-2))
+        weights = jnp.roll(b, -1, axis=-1) * jnp.roll(b, -2, axis=-1)
+        s = jnp.sum(weights[..., None] * self.edge_normals[face], -2)
+        s = s + AT_VERTEX * self.normals[face]
+        return s / safe_norm(s, keepdims=True)
 
     def inner(self, x: Array, u: Array, v: Array) -> Array:
         del x
@@ -168,62 +195,10 @@ class TriangleMesh:
         return jnp.sum(bary[..., None] * self.vertices[self.faces[face]], axis=-2)
 
     def tangent_normal(self, key: Array, x: Array) -> Array:
-        return self.proju(x, jax.random.normal(key, x.shape, x.dtype))
-
-    def edges(self, face: Array) -> tuple[Array, Array, Array]:
-        """For the edge opposite each corner of `face [...]`: a point of it, its unit direction
-        and the unit normal in the face's plane pointing out of the face (each `[..., 3, 3]`,
-        edge axis second to last)."""
-        corners = self.vertices[self.faces[face]]
-        start = jnp.roll(corners, -1, axis=-2)
-        e = jnp.roll(corners, -2, axis=-2) - start
-        e = e / safe_norm(e, keepdims=True)
-        return start, e, -_across(jnp.mean(corners, -2, keepdims=True) - start, e)
-
-    def walk(
-        self, x: Array, face: Array, u: Array, h: Array, max_crossings: int = 16
-    ) -> tuple[Array, Array, Array, Array]:
-        """Move points `x [B, 3]` of faces `face [B]` for a time `h [B]` (>= 0) along the
-        ambient velocity `u [B, 3]` projected onto each face they reach: straight within a
-        face; at an edge the point enters the face across, whose velocity is u projected on
-        it. The velocity's flux through the edge is kept, so the density changes by the
-        ratio of u's components across the edge (`u.n` in the face left, `u.m` in the face
-        entered, both normal to the edge): the walk's log area change gains
-        `log(u.m) - log(u.n)` at each edge.
-
-        Returns the points `[B, 3]`, their faces `[B]`, the log area change `[B]` and
-        `stopped [B]`: at an edge whose far side's velocity points back (a fold of the field
-        there: the point stays on the edge) or after `max_crossings` edges.
-        """
-
-        def cross(_: int, state: tuple) -> tuple:
-            x, f, left, log_area, moving = state
-            n_f = self.normals[f]
-            tangent = u - jnp.sum(u * n_f, -1, keepdims=True) * n_f
-            start, e, out = self.edges(f)
-            gap = jnp.maximum(jnp.sum((start - x[:, None]) * out, -1), 0.0)  # [B, 3]
-            speed = jnp.sum(tangent[:, None] * out, -1)
-            exit_time = jnp.where(speed > 0, gap / jnp.where(speed > 0, speed, 1.0), jnp.inf)
-            k = jnp.argmin(exit_time, -1)
-            t_exit = jnp.take_along_axis(exit_time, k[:, None], -1)[:, 0]
-            at_edge = moving & (t_exit < left)
-            dt = jnp.where(moving, jnp.minimum(t_exit, left), 0.0)
-            x = x + dt[:, None] * tangent
-            g = jnp.take_along_axis(self.adjacent[f], k[:, None], -1)[:, 0]
-            pick = k[:, None, None]
-            start_k, e_k = (jnp.take_along_axis(a, pick, -2)[:, 0] for a in (start, e))
-            n = jnp.take_along_axis(out, pick, -2)[:, 0]
-            m = _across(jnp.mean(self.vertices[self.faces[g]], -2) - start_k, e_k)
-            u_n, u_m = jnp.sum(u * n, -1), jnp.sum(u * m, -1)
-            enters = at_edge & (u_m > 0)
-            ratio = jnp.where(enters, u_m / jnp.where(enters, u_n, 1.0), 1.0)
-            log_area = log_area + jnp.log(ratio)
-            return x, jnp.where(enters, g, f), left - dt, log_area, enters
-
-        zeros = jnp.zeros(x.shape[:1], x.dtype)
-        state = (x, face, jnp.broadcast_to(h, zeros.shape).astype(x.dtype), zeros, zeros == 0)
-        x, face, left, log_area, _ = jax.lax.fori_loop(0, max_crossings + 1, cross, state)
-        return x, face, log_area, left > 0
+        """`N(0, I)` on the plane of `x`'s face."""
+        n = self.normals[self.locate(x)[1]]
+        z = jax.random.normal(key, x.shape, x.dtype)
+        return z - jnp.sum(n * z, -1, keepdims=True) * n
 
 
 def barycentric(p: Array, a: Array, b: Array, c: Array) -> Array:
@@ -236,12 +211,6 @@ def barycentric(p: Array, a: Array, b: Array, c: Array) -> Array:
     v = (d11 * d20 - d01 * d21) / denom
     w = (d00 * d21 - d01 * d20) / denom
     return jnp.stack([1.0 - v - w, v, w], -1)
-
-
-def _across(w: Array, e: Array) -> Array:
-    """The unit part of `w [..., 3]` normal to the unit directions `e [..., 3]`."""
-    w = w - jnp.sum(w * e, -1, keepdims=True) * e
-    return w / safe_norm(w, keepdims=True)
 
 
 def _face_distances(p: Array, a: Array, b: Array, c: Array) -> Array:

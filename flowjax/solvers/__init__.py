@@ -1,5 +1,5 @@
 """ODE sampling and likelihoods on Diffrax; CTMC sampling of discrete flow matching; flow-map
-(few-step) sampling of average-velocity models; flows that walk a triangle mesh."""
+(few-step) sampling of average-velocity models."""
 
 from flowjax.solvers.ctmc import DRAWS, JUMPS, ctmc_euler
 from flowjax.solvers.fixed import TABLEAUS, exact_stats, fixed_step, rk_step, time_grid
@@ -24,7 +24,6 @@ from flowjax.solvers.ode import (
     sample,
 )
 from flowjax.solvers.projected import STEPS, manifold_sample
-from flowjax.solvers.walk import WALKS, mesh_log_likelihood, mesh_walk
 
 __all__ = [
     "BATCH_MODES",
@@ -38,7 +37,6 @@ __all__ = [
     "RK4",
     "STEPS",
     "TABLEAUS",
-    "WALKS",
     "Solution",
     "SolveStats",
     "ctmc_euler",
@@ -51,8 +49,6 @@ __all__ = [
     "integrate",
     "log_likelihood",
     "manifold_sample",
-    "mesh_log_likelihood",
-    "mesh_walk",
     "renoised_flow_map_sample",
     "rk_step",
     "sample",
