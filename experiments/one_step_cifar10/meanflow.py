@@ -16,7 +16,8 @@ Settings and where they come from (py-meanflow: the script, `train_arg_parser.py
   parameters, as py-meanflow's network instantiated.
 - batch 1024 (128 per GPU x 8), 16,000 epochs of `50,000 // 8 // 128 = 48` steps (the
   per-GPU loader drops its last partial batch) = 768,000 steps (the README rounds to "800k");
-  warm-up 200 epochs = 9,600 steps, linear, then constant.
+  warm-up 200 epochs = 9,600 steps, linear from lr 1e-8 (PyTorch's `LinearLR` with
+  `start_factor = 1e-8 / lr`; `optim.warmup_init`), then constant.
 - Adam (not AdamW: weight decay 0), lr 6e-4, betas (0.9, 0.999), eps 1e-8, no clipping.
 - EMA 0.9999 without warm-up (the EMA starts as a copy of the weights), updated after every
   16th step with decay 0.9999^16 (`optim.ema_every = 16`).
@@ -33,7 +34,6 @@ Settings and where they come from (py-meanflow: the script, `train_arg_parser.py
 Not expressible here (each changes training, not the network's shape):
 - the EMA update in float64 (stored float32 there as here) and the two extra EMAs (0.99995,
   0.9996): ours is one EMA, its update computed in float32.
-- the warm-up starts at lr 1e-8 (PyTorch's LinearLR), ours at 0.
 - FID-50k every 50 epochs in the loop: here `flowjax fid` afterwards (our Inception network).
 - the network embeds our (s, e - s) where py-meanflow embeds (t, t - r) = (1 - s, e - s): the
   same function class (`flowjax.models.SongUNet`), not the same weights.
@@ -72,6 +72,7 @@ def get_config() -> TrainConfig:
         optim=OptimConfig(
             lr=6e-4,
             warmup_steps=200 * STEPS_PER_EPOCH,
+            warmup_init=1e-8,
             b1=0.9,
             b2=0.999,
             ema_decay=0.9999,

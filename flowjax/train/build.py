@@ -9,6 +9,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from flowjax import models
+from flowjax._utils import Array
 from flowjax.contracts import DataSpec, Family, NetworkSpec
 from flowjax.train.config import ConfigError, OptimConfig, TrainConfig, family_class
 
@@ -78,13 +79,18 @@ SCHEDULES = {
 
 
 def learning_rate(config: OptimConfig, total_steps: int) -> optax.Schedule:
-    """Linear warm-up from 0, then constant, cosine or polynomial decay to lr * end_lr_factor
-    at `total_steps` (Lipman et al. App. Table 3 use warm-up then polynomial decay)."""
+    """Linear warm-up from `warmup_init`, then constant, cosine or polynomial decay to
+    lr * end_lr_factor at `total_steps` (Lipman et al. App. Table 3 use warm-up then polynomial
+    decay)."""
     main = SCHEDULES[config.schedule](config, max(total_steps - config.warmup_steps, 1))
     if not config.warmup_steps:
         return main
-    warmup = optax.linear_schedule(0.0, config.lr, config.warmup_steps)
-    return optax.join_schedules([warmup, main], [config.warmup_steps])
+    start, lr, steps = config.warmup_init, config.lr, config.warmup_steps
+
+    def warmup(step: Array) -> Array:  # exact at step 0 (optax's form cancels: init - lr + lr)
+        return start + jnp.minimum(step / steps, 1.0) * (lr - start)
+
+    return optax.join_schedules([warmup, main], [steps])
 
 
 OPTIMIZERS = {

@@ -140,8 +140,9 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """`name`: AdamW or RAdam, with an optional linear warm-up then a constant, cosine or
-    polynomial decay to `lr * end_lr_factor`; global-norm clipping; gradient accumulation;
+    """`name`: AdamW or RAdam, with an optional linear warm-up (from `warmup_init` to `lr` over
+    `warmup_steps`; py-meanflow's starts at 1e-8) then a constant, cosine or polynomial decay
+    to `lr * end_lr_factor`; global-norm clipping; gradient accumulation;
     EMA with warm-up, updated after every `ema_every`-th step with the decay to the power
     `ema_every` (py-meanflow's and SoFlow's CIFAR-10 EMA: 0.9999^16 every 16 steps; 1: every
     step). `build.ema_decay` gives the decay of each step."""
@@ -150,6 +151,7 @@ class OptimConfig:
     lr: float = 1e-3
     schedule: str = "constant"
     warmup_steps: int = 0
+    warmup_init: float = 0.0
     end_lr_factor: float = 0.0
     power: float = 1.0
     b1: float = 0.9
@@ -572,6 +574,7 @@ def validate(
         "nonfinite_budget",
         "profile.steps",
         "optim.warmup_steps",
+        "optim.warmup_init",
         "optim.weight_decay",
         "log.every",
         "log.sample_every",

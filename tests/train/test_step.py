@@ -170,6 +170,12 @@ def test_learning_rate_schedules(schedule, checks):
     )
     for step, value in checks.items():
         assert float(lr(step)) == pytest.approx(value, abs=1e-6), (schedule, step)
+    # py-meanflow's warm-up (PyTorch's LinearLR from start_factor 1e-8 / lr): 1e-8 at step 0
+    start = OptimConfig(lr=1.0, schedule=schedule, warmup_steps=10, warmup_init=1e-8)
+    lr = build.learning_rate(start, 110)
+    assert float(lr(0)) == pytest.approx(1e-8, rel=1e-6)
+    assert float(lr(5)) == pytest.approx(1e-8 + 0.5 * (1 - 1e-8), rel=1e-6)
+    assert float(lr(10)) == pytest.approx(1.0)
 
 
 def test_radam_takes_momentum_steps_then_rectified_adam_steps():
