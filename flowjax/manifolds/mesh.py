@@ -274,21 +274,18 @@ def face_neighbours(faces: np.ndarray) -> np.ndarray:
 def face_adjacency(faces: np.ndarray) -> np.ndarray:
     """`[F, 3]` for each face the face across the edge opposite each of its corners; every edge
     of a closed mesh has exactly two faces."""
-    faces = np.asarray(faces)
-    at_edge: dict[tuple[int, int], list[int]] = {}
-    for index, face in enumerate(faces):
-        for k in range(3):
-            i, j = sorted((int(face[(k + 1) % 3]), int(face[(k + 2) % 3])))
-            at_edge.setdefault((i, j), []).append(index)
+    edges = [
+        [tuple(sorted((int(f[(k + 1) % 3]), int(f[(k + 2) % 3])))) for k in range(3)]
+        for f in np.asarray(faces)
+    ]
+    at_edge: dict[tuple, list[int]] = {}
+    for index, row in enumerate(edges):
+        for edge in row:
+            at_edge.setdefault(edge, []).append(index)
     if any(len(sharing) != 2 for sharing in at_edge.values()):
         raise ValueError("the mesh is not closed: an edge has other than two faces")
-    adjacent = np.empty(faces.shape, np.int32)
-    for index, face in enumerate(faces):
-        for k in range(3):
-            i, j = sorted((int(face[(k + 1) % 3]), int(face[(k + 2) % 3])))
-            a, b = at_edge[(i, j)]
-            adjacent[index, k] = b if a == index else a
-    return adjacent
+    # the other of an edge's two faces: their sum less this one
+    return np.asarray([[sum(at_edge[e]) - i for e in row] for i, row in enumerate(edges)], np.int32)
 
 
 def cotangent_laplacian(
