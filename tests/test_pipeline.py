@@ -2,6 +2,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from flowjax.data import manifold_records as mr
 from flowjax.data import pipeline, records
 from flowjax.train.sharding import batch_sharding
 
@@ -102,3 +103,63 @@ def test_text_windows_batch_as_tokens(tmp_path):
     batch = np.asarray(next(it)["x1"])
     assert it.event_shape == (8,) and batch.shape == (4, 8) and batch.dtype == np.int32
     assert all(text.decode(row) == "abcdefgh" for row in batch)
+
+
+def test_stream_rows_run_through_a_fresh_permutation_each_epoch():
+    n = 7
+    rows = pipeline.stream_rows(n, 3, np.arange(4 * n))
+    epochs = rows.reshape(4, n)
+    assert all(sorted(e) == list(range(n)) for e in epochs)
+    assert len({tuple(e) for e in epochs}) == 4
+    np.testing.assert_array_equal(pipeline.stream_rows(n, 3, np.arange(5, 19)), rows[5:19])
+    assert not np.array_equal(pipeline.stream_rows(n, 4, np.arange(n)), epochs[0])
+
+
+POINTS = mr.ManifoldPoints(np.arange(40, dtype=np.float32).reshape(20, 2), "train", 0)
+
+
+def _points(batch=4, seed=0, **kw):
+    return pipeline.GrainBatches(
+        POINTS,
+        batch_size=batch,
+        seed=seed,
+        sharding={"x1": batch_sharding(MESH, 2)},
+        transform=pipeline.Points(),
+        **kw,
+    )
+
+
+def _stream(seed, positions):
+    return POINTS.points[pipeline.stream_rows(len(POINTS), seed, positions)]
+
+
+def test_points_are_read_a_batch_at_a_time_in_the_stream_order():
+    """Points skip grain's per-record path: the batches are the stream's rows in order (16
+    training points, so batches straddle epochs), and a resumed iterator and worker processes
+    give the same."""
+    it = _points(batch=6, seed=5)
+    assert it.event_shape == (2,) and len(POINTS) == 16
+    batches = _take(it, 6)
+    assert all(b["x1"].dtype == np.float32 and b["x1"].shape == (6, 2) for b in batches)
+    np.testing.assert_array_equal(
+        np.concatenate([b["x1"] for b in batches]), _stream(5, np.arange(36))
+    )
+    state = it._iterator.get_state()
+    expected = _take(it, 3)
+    resumed = _points(batch=6, seed=5)
+    resumed._iterator.set_state(state)
+    for x, y in zip(_take(resumed, 3), expected, strict=True):
+        np.testing.assert_array_equal(x["x1"], y["x1"])
+    for x, y in zip(_take(_points(batch=6, seed=5, workers=2), 6), batches, strict=True):
+        np.testing.assert_array_equal(x["x1"], y["x1"])
+
+
+def test_point_process_shards_split_each_global_batch(monkeypatch):
+    seen = []
+    for index in range(2):
+        monkeypatch.setattr(pipeline.jax, "process_count", lambda: 2)
+        monkeypatch.setattr(pipeline.jax, "process_index", lambda i=index: i)
+        it = _points(batch=4)  # 2 records per process per step
+        seen.append(np.stack([next(it._iterator)["x1"] for _ in range(5)]))
+    merged = np.stack(seen, axis=2).reshape(-1, 2)  # global stream positions in order
+    np.testing.assert_array_equal(merged, _stream(0, np.arange(20)))

@@ -133,3 +133,7 @@ class ManifoldPoints:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {"x": self.points[i]}
+
+    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The records at `rows: int [K]`, stacked: `{"x": float32 [K, D]}`."""
+        return {"x": self.points[rows]}
