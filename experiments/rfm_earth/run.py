@@ -2,7 +2,9 @@
 NLL over seeds (each seed its own random 80/10/10 split and initialization), with a CPU
 schedule, beside the published RFM numbers; one command:
 
-    python -m experiments.rfm_earth.run                     # 4 datasets x 5 seeds, CPU budget
+    python -m experiments.rfm_earth.run                     # 4 datasets x 5 seeds, 40k steps
+    python -m experiments.rfm_earth.run --datasets volcano,fire --seeds 0 --steps 80000 \
+        --every 4000 --tag cpu80k                           # the convergence check
     python -m experiments.rfm_earth.run --datasets volcano --seeds 0 --steps 200 --tag quick
 
 Each run trains `flowjax/configs/earth_rfm.py` with the CPU overrides below through the
@@ -136,8 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2, 3, 4]
     )
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--every", type=int, default=250)
+    p.add_argument("--steps", type=int, default=40_000)
+    p.add_argument("--every", type=int, default=2_000)
     p.add_argument("--tag", default="cpu", help="a name for this setting's outputs")
     args = p.parse_args(argv)
     work = args.workdir / args.tag
