@@ -72,13 +72,20 @@ def test_iterator_state_resumes_exactly():
         np.testing.assert_array_equal(x["x1"], y["x1"])
 
 
-def test_process_shards_are_disjoint(monkeypatch):
-    seen = []
+def _shares(monkeypatch, make):
+    """Five local batches of each of two processes, each process's iterator built by `make`."""
+    shares = []
     for index in range(2):
         monkeypatch.setattr(pipeline.jax, "process_count", lambda: 2)
         monkeypatch.setattr(pipeline.jax, "process_index", lambda i=index: i)
-        it = _batches(batch=4)  # 2 records per process per step
-        seen.append(np.concatenate([next(it._iterator)["y"] for _ in range(5)]))
+        it = make()
+        shares.append([next(it._iterator) for _ in range(5)])
+    return shares
+
+
+def test_process_shards_are_disjoint(monkeypatch):
+    shares = _shares(monkeypatch, lambda: _batches(batch=4))  # 2 records per process per step
+    seen = [np.concatenate([b["y"] for b in share]) for share in shares]
     assert set(seen[0]).isdisjoint(seen[1]) and len(set(seen[0]) | set(seen[1])) == 20
 
 
@@ -155,11 +162,7 @@ def test_points_are_read_a_batch_at_a_time_in_the_stream_order():
 
 
 def test_point_process_shards_split_each_global_batch(monkeypatch):
-    seen = []
-    for index in range(2):
-        monkeypatch.setattr(pipeline.jax, "process_count", lambda: 2)
-        monkeypatch.setattr(pipeline.jax, "process_index", lambda i=index: i)
-        it = _points(batch=4)  # 2 records per process per step
-        seen.append(np.stack([next(it._iterator)["x1"] for _ in range(5)]))
+    shares = _shares(monkeypatch, lambda: _points(batch=4))  # 2 records per process per step
+    seen = [np.stack([b["x1"] for b in share]) for share in shares]
     merged = np.stack(seen, axis=2).reshape(-1, 2)  # global stream positions in order
     np.testing.assert_array_equal(merged, _stream(0, np.arange(20)))
