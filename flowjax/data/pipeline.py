@@ -15,6 +15,7 @@ at batch 512 was three times the step of the earth-data MLP on a CPU. Its epochs
 permutations (`stream_rows`), with the same per-process striding.
 """
 
+import functools
 import sys
 from typing import Any, Protocol
 
@@ -81,6 +82,12 @@ class BatchedSource(Protocol):
     def take(self, rows: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
+@functools.lru_cache(maxsize=4)
+def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """Epoch `epoch`'s order of `range(n)`, drawn once per epoch, not once per batch."""
+    return np.random.default_rng((seed, epoch)).permutation(n)
+
+
 def stream_rows(n: int, seed: int, positions: np.ndarray) -> np.ndarray:
     """The rows at `positions` of the stream that runs through a fresh permutation of
     `range(n)` each epoch (`default_rng((seed, epoch))`). `positions: int [K] -> int [K]`."""
@@ -88,7 +95,7 @@ def stream_rows(n: int, seed: int, positions: np.ndarray) -> np.ndarray:
     rows = np.empty_like(positions)
     for epoch in np.unique(epochs):
         at = epochs == epoch
-        rows[at] = np.random.default_rng((seed, int(epoch))).permutation(n)[offsets[at]]
+        rows[at] = _permutation(n, seed, int(epoch))[offsets[at]]
     return rows
 
 
