@@ -86,8 +86,8 @@ def normalization(
     off the support the backward flow can run into a vertex, where the tangent projection
     turns with the direction of approach and the divergence grows like 1 / distance, and a
     fixed-step solve there can return any value (the evaluation's 100 RK4 steps gave one such
-    point log q = 8.2 where dopri5 gives below -13). A solve that reaches `max_steps` first
-    (`unfinished`: their number and largest log q) stops near a vertex off the support."""
+    point log q = 8.2 where dopri5 gives below -13). The solves that reach `CHECK_MAX_STEPS`
+    first are counted (`unfinished`, with their largest log q)."""
     k_target, k_uniform, k_mix = jax.random.split(jax.random.key(1), 3)
     both = jnp.stack([sample(k_target, density, n), MESH.uniform(k_uniform, (n,))])
     x = both[jax.random.bernoulli(k_mix, 0.5, (n,)).astype(int), jnp.arange(n)]
@@ -180,10 +180,14 @@ def report(r: dict, args: argparse.Namespace) -> str:
         f"Check of the model's likelihood: its density integrates to {r['integral']:.3f} +- "
         f"{r['integral_error']:.3f} over the surface ({NORMALIZATION_POINTS:,} points, half "
         "from the target and half uniform, each by an adaptive solve, dopri5 at 1e-5; "
-        f"1 if normalized). {r['unfinished']} of these solves stopped at the step cap (their "
-        f"largest log-density {r['unfinished_max_log_q']:.1f}), off the support, where the "
-        "backward flow can run into a vertex of the mesh (the tangent projection is singular "
-        "there).",
+        "1 if normalized)."
+        + (
+            f" {r['unfinished']} of these solves stopped at the step cap (their largest "
+            f"log-density {r['unfinished_max_log_q']:.1f}): near a vertex of the mesh the "
+            "tangent projection is singular."
+            if r["unfinished"]
+            else ""
+        ),
         "",
         f"Gap to the entropy: {r['test_nll'] - r['entropy']:.3f} nats. "
         f"{100 * r['samples_in_support']:.1f}% of the samples fall on faces where the target "
