@@ -5,7 +5,6 @@ from training to test NLL and samples."""
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,28 @@ CHUNK = 256  # records per evaluator call
 
 
 def train_to_end(config: TrainConfig, workdir: Any) -> float:
-    """Seconds to train (or resume) the run in `workdir` to `config.steps`; exits with a clear
-    line if it stopped early (a guard tripped, a signal)."""
-    start = time.perf_counter()
+    """Train (or resume) the run in `workdir` to `config.steps` and return its training seconds
+    (`train_seconds`); exits with a clear line if it stopped early (a guard tripped, a
+    signal)."""
+    if not config.log.every:
+        raise ValueError("train_to_end times a run by its logged windows: set log.every > 0")
     if int(loop.train(config, workdir).step) < config.steps:
         raise SystemExit("training stopped before its last step; rerun to resume it")
-    return time.perf_counter() - start
+    return train_seconds(workdir)
+
+
+def train_seconds(workdir: Any) -> float:
+    """Wall-clock seconds of the run's training steps, summed over the logged windows of
+    `metrics.jsonl` (each `steps / steps_per_s`, evaluation and checkpoints included) and so
+    over every invocation that trained it, whatever ended them (a step logged twice counts
+    once, as its last row); compilation and setup excluded."""
+    rate = {}
+    for line in (Path(workdir) / "metrics.jsonl").open():
+        row = json.loads(line)
+        if "steps_per_s" in row:
+            rate[row["step"]] = row["steps_per_s"]
+    steps = sorted(rate)
+    return sum((b - a) / rate[b] for a, b in zip([0, *steps[:-1]], steps, strict=True))
 
 
 def mean_scores(
@@ -88,11 +103,7 @@ def point_run(
         f"--config.checkpoint.every={args.every}",
     ]
     config = apply_overrides(load_config(config_path), overrides)
-    record = work / "train_seconds.json"  # summed over the invocations that trained
-    seconds = train_to_end(config, work) + (
-        json.loads(record.read_text()) if record.exists() else 0.0
-    )
-    record.write_text(json.dumps(seconds))
+    seconds = train_to_end(config, work)
     run, params, best = best_checkpoint(config, work)
     test = inputs.point_source(config, "test").points
     scores = mean_scores(run, params, test, desc=f"{desc} test")

@@ -10,6 +10,17 @@ import numpy as np
 import pytest
 
 from experiments.checkerboard import main as checkerboard
+from experiments.heldout import train_seconds
+
+
+def test_training_seconds_sum_the_logged_windows_of_every_invocation(tmp_path):
+    """Steps 0-20 at 2 steps/s, then an invocation killed after logging 30 (at 1 step/s)
+    resumed from 20, logging 30 again at 5 steps/s and 40 at 10: 5 + 5 + 2 + 1 = 13 s."""
+    rows = [(10, 2.0), (20, 2.0), (30, 1.0), (30, 5.0), (40, 10.0)]
+    lines = [json.dumps({"step": s, "steps_per_s": r, "loss": 1.0}) for s, r in rows]
+    lines.insert(2, json.dumps({"step": 20, "eval/nll": 3.0}))
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert train_seconds(tmp_path) == pytest.approx(13.0)
 
 
 @pytest.mark.slow

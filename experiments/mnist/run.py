@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = train_to_end(config, work / "run")
     parts = loop.setup(config, work / "run", read_only=True)
     v, params = parts.network, parts.state.ema_params
-    print(f"trained {config.steps} steps ({seconds:.0f} s this call)")
+    print(f"trained {config.steps} steps ({seconds:.0f} s of training steps)")
 
     model = metrics.load_inception()
     mu, sigma = evaluation.reference_statistics(config, "train", args.reference, work, model)

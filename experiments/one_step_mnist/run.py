@@ -154,7 +154,9 @@ def report(results: dict, floor: float, args: argparse.Namespace) -> str:
         "",
         f"FID of {args.num:,} samples against {args.reference:,} training images; guidance "
         f"w = {args.w:g} (FM: the guided field; the others: folded into the target); "
-        f"{jax.devices()[0].device_kind}.",
+        f"{jax.devices()[0].device_kind}. Training s: the run's logged windows summed over every "
+        "invocation (`experiments.heldout.train_seconds`), on a CPU shared with other work at "
+        "times.",
         "",
     ]
     return "\n".join(lines)

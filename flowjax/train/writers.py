@@ -13,8 +13,8 @@ from flowjax.train.tensorboard import EventFileWriter
 class MetricWriter:
     """`write(step, metrics)` appends to `<workdir>/metrics.jsonl` (strict JSON: a non-finite
     value is written as null) and to TensorBoard events in `<workdir>/tensorboard`; on processes
-    other than 0 it does nothing. Resuming from the checkpoint at `step` drops the rows an
-    interrupted run logged after it (TensorBoard: a SessionLog START at `step + 1`)."""
+    other than 0 it does nothing. Resuming from the checkpoint at `step` (0: none) drops the rows
+    an interrupted run logged after it (TensorBoard: a SessionLog START at `step + 1`)."""
 
     def __init__(self, workdir: str | Path, step: int = 0) -> None:
         self.active = jax.process_index() == 0
@@ -22,14 +22,13 @@ class MetricWriter:
             workdir = Path(workdir)
             workdir.mkdir(parents=True, exist_ok=True)
             path = workdir / "metrics.jsonl"
-            if step and path.is_file():
+            if path.is_file():
                 rows = path.read_text().splitlines()
                 kept = [r for r in rows if r.strip() and json.loads(r)["step"] <= step]
                 path.write_text("".join(f"{r}\n" for r in kept))
             self._jsonl = open(path, "a")  # noqa: SIM115  (closed in close())
             self._events = EventFileWriter(workdir / "tensorboard")
-            if step:
-                self._events.session_start(step + 1)
+            self._events.session_start(step + 1)
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         if not self.active:

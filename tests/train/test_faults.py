@@ -364,7 +364,8 @@ def test_settings_added_since_a_run_started_resume_at_their_defaults(tmp_path):
 @pytest.mark.slow
 def test_metrics_stay_strict_json_without_repeated_steps(tmp_path):
     """A run killed after its checkpoint at step 10 logged steps 15 and 20; resumed, it logs
-    them again: metrics.jsonl keeps one row per step, all strict JSON."""
+    them again: metrics.jsonl keeps one row per step, all strict JSON. Killed before its first
+    checkpoint, it starts again from step 0 and keeps none of the old rows."""
     workdir = tmp_path / "run"
     run_train(workdir, "--config.steps=20", "--config.checkpoint.every=10")
     shutil.rmtree(workdir / "checkpoints" / "20")  # as if killed before the last save
@@ -372,6 +373,9 @@ def test_metrics_stay_strict_json_without_repeated_steps(tmp_path):
     rows = (workdir / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(r)["step"] for r in rows]
     assert steps == [5, 10, 15, 20]
+    shutil.rmtree(workdir / "checkpoints")  # as if killed before the first save
+    run_train(workdir, "--config.steps=20")
+    assert [json.loads(r)["step"] for r in (workdir / "metrics.jsonl").open()] == steps
     for row in rows:
         json.loads(row, parse_constant=_not_strict)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
