@@ -84,6 +84,18 @@ def sample_rate(w: dict, repeats: int) -> tuple[float, float]:
     return w["samples"] / statistics.median(seconds), compile_s
 
 
+def network_bound(w: dict, repeats: int) -> float:
+    """Points/s of the sampling if its midpoint steps cost their network calls alone: `samples`
+    over 2 x `SAMPLING_STEPS` times one call of the MLP on `samples` points (median of 10)."""
+    v, params, _, source = build(w)
+    x = source.sample(jax.random.key(0), (w["samples"], w["dim"]))
+    t = jax.numpy.full((w["samples"],), 0.5)
+    call, _ = compiled(v, params, x, t)
+    call(params, x, t).block_until_ready()
+    seconds = timed(lambda: call(params, x, t), 10 * repeats, jax.block_until_ready)
+    return w["samples"] / (2 * SAMPLING_STEPS * statistics.median(seconds))
+
+
 def likelihood_rate(w: dict, x1: np.ndarray, repeats: int) -> tuple[float, float, float]:
     """(points/s, compile seconds, mean log-likelihood): midpoint steps, exact divergence."""
     v, params, manifold, source = build(w)
@@ -106,12 +118,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
     data = np.load(args.data)
-    out = {"jax": jax.__version__, "train": {}, "sample": {}, "likelihood": {}}
+    out = {"jax": jax.__version__, "train": {}, "sample": {}, "likelihood": {}, "bound": {}}
     out |= {"compile_s": {}, "params": {}}
     for name, w in WORKLOADS.items():
         rate, train_compile, loss = train_rate(w, data[name], args.repeats)
         out["train"][name] = {"rate": rate, "loss": loss}
         out["sample"][name], sample_compile = sample_rate(w, args.repeats)
+        out["bound"][name] = network_bound(w, args.repeats)
         rate, likelihood_compile, logp = likelihood_rate(w, data[f"{name}_held_out"], args.repeats)
         out["likelihood"][name] = {"rate": rate, "logp": logp}
         out["compile_s"][name] = {

@@ -38,6 +38,7 @@ def table(ours: dict, theirs: dict, steps: int) -> str:
                 "sample",
                 None,
             ),
+            ("sampling's bound: its network calls alone (points/s)", "bound", None),
             (
                 f"likelihood of {w['likelihood_points']:,} points, {LIKELIHOOD_STEPS} midpoint "
                 "steps, exact divergence (points/s)",
@@ -51,6 +52,9 @@ def table(ours: dict, theirs: dict, steps: int) -> str:
             lines.append(f"| {w['what']}: {what} | {a:,.1f} | {b:,.1f} | **{a / b:.2f}x** |")
     lines += [
         "",
+        "the most a sampler can gain over Meta's at the same network cost (our bound / Meta's "
+        "sampling): "
+        + ", ".join(f"{n} {ours['bound'][n] / theirs['sample'][n]:.2f}x" for n in WORKLOADS),
         "parameters (flowjax / torch): "
         + ", ".join(f"{n} {ours['params'][n]:,} / {theirs['params'][n]:,}" for n in WORKLOADS),
         f"training: {steps} steps per repeat, median of repeats; final losses (flowjax / torch): "

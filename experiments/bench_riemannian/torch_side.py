@@ -120,6 +120,17 @@ def sample_rate(w: dict, repeats: int) -> float:
     return w["samples"] / statistics.median(timed(sample, repeats))
 
 
+def network_bound(w: dict, repeats: int) -> float:
+    """Points/s of the sampling if its midpoint steps cost their network calls alone (as on the
+    JAX side)."""
+    model = build(w)[0]
+    x, t = uniform(w, w["samples"]), torch.full((w["samples"],), 0.5)
+    with torch.no_grad():
+        model(x, t)  # warm-up
+        seconds = timed(lambda: model(x, t), 10 * repeats)
+    return w["samples"] / (2 * SAMPLING_STEPS * statistics.median(seconds))
+
+
 def likelihood_rate(w: dict, x1: np.ndarray, repeats: int) -> tuple[float, float]:
     """(points/s, mean log-likelihood) by midpoint steps with the exact divergence."""
     model, manifold = build(w)
@@ -151,11 +162,13 @@ def main() -> None:
     data = np.load(args.data)
     out = {"torch": torch.__version__, "flow_matching": flow_matching.__version__}
     out |= {"threads": torch.get_num_threads(), "train": {}, "sample": {}, "likelihood": {}}
+    out["bound"] = {}
     out["params"] = {}
     for name, w in WORKLOADS.items():
         rate, loss = train_rate(w, data[name], args.repeats)
         out["train"][name] = {"rate": rate, "loss": loss}
         out["sample"][name] = sample_rate(w, args.repeats)
+        out["bound"][name] = network_bound(w, args.repeats)
         rate, logp = likelihood_rate(w, data[f"{name}_held_out"], args.repeats)
         out["likelihood"][name] = {"rate": rate, "logp": logp}
         out["params"][name] = sum(p.numel() for p in build(w)[0].parameters())
