@@ -270,7 +270,7 @@ def test_the_one_step_configs_feed_the_codes_six_labels_to_the_network():
         assert (config.data.augment, config.data.augment_p) == ("edm_upright", 0.12)
         assert config.optim.ema_every == 16 and abstract_spec(config).augment_dim == 6
     v1 = load_config(CONFIGS / "meanflow_v1.py")
-    times = build.family(v1, abstract_spec(v1)).times
+    times = build.family(v1, abstract_spec(v1)).config.time_pairs()
     assert (times.sampler.mean, times.end_sampler.mean, times.pairing) == (0.6, 4.0, "max")
 
 

@@ -16,11 +16,16 @@ import pytest
 from flowjax import losses, sources
 from flowjax.contracts import DataSpec, TrainContext
 from flowjax.families import FAMILIES, AlphaFlow, ModularMeanFlow, SoFlow
-from flowjax.families.flow_maps import AlphaFlowConfig, ModularMeanFlowConfig, SoFlowConfig
+from flowjax.families.flow_maps import (
+    AlphaFlowConfig,
+    ConsistencyFMConfig,
+    ModularMeanFlowConfig,
+    SoFlowConfig,
+)
 from flowjax.losses.flow_maps import split_target, terminal_velocity
 from flowjax.losses.meanflow import average_velocity_target
 from flowjax.time_samplers import TimePairs
-from flowjax.train.config import apply_overrides, load_config
+from flowjax.train.config import ConfigError, apply_overrides, load_config
 from flowjax.train.loop import train
 from tests.test_meanflow import PARAMS, draws, exact_u, exact_v, network
 from tests.train.helpers import TOY, cli_report
@@ -309,6 +314,40 @@ def test_the_curricula():
     assert float(modulation(context(80))) == 1.0
     with pytest.raises(ValueError, match="begin < end"):
         AlphaFlowConfig(begin=0.5, end=0.5).check()
+
+
+@pytest.mark.parametrize(
+    ("family", "setting"),
+    [
+        ("splitmeanflow", "power=2"),
+        ("shortcut", "time_mean=0"),
+        ("soflow", "time_pairing=max"),
+        ("tvm", "ratio=0.5"),
+        ("consistency_fm", "end_mean=1"),
+    ],
+)
+def test_each_section_holds_only_what_its_objective_reads(family, setting):
+    """A setting the family would ignore is refused as unknown, not accepted silently."""
+    with pytest.raises(ConfigError, match="unknown config key"):
+        apply_overrides(load_config(TOY), [f"--config.family={family}", f"--config.flow.{setting}"])
+
+
+def test_consistency_fm_draws_its_times_above_eps():
+    """`flow.eps` reaches the loss: a change of the field below t = 0.5 changes nothing at
+    eps = 0.5, and changes the loss at the default eps."""
+
+    def v(params, x, t, **cond):
+        return -x * t[:, None]
+
+    def changed(params, x, t, **cond):
+        return v(params, x, t) + (t < 0.5)[:, None]
+
+    x1, key = jax.random.normal(jax.random.key(24), (256, 2)), jax.random.key(25)
+    for eps, same in ((0.5, True), (1e-3, False)):
+        config = ConsistencyFMConfig(eps=eps, teacher="online")
+        family = FAMILIES["consistency_fm"](config, DataSpec((2,)))
+        losses_ = [float(family.loss(f, None, key, {"x1": x1})[0]) for f in (v, changed)]
+        assert (losses_[0] == losses_[1]) == same, (eps, losses_)
 
 
 ONE_STEP = ["modular_meanflow", "splitmeanflow", "shortcut", "alphaflow", "soflow", "tvm"]

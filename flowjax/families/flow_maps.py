@@ -19,7 +19,14 @@ import jax.numpy as jnp
 from flowjax import losses, time_samplers
 from flowjax._utils import Array
 from flowjax.contracts import Field, NetworkSpec, TrainContext
-from flowjax.families.meanflow import MeanFlow, MeanFlowConfig
+from flowjax.families.meanflow import (
+    FlowMapConfig,
+    MeanFlow,
+    MeanFlowConfig,
+    TimePairsConfig,
+    check_fraction,
+    check_weighting,
+)
 from flowjax.losses import flow_maps
 
 Velocity = Callable[[Array, Array, Array], Array] | None
@@ -39,12 +46,6 @@ def _teacher(name: str, params: Any, context: TrainContext | None) -> Any:
     return jax.lax.stop_gradient(params)
 
 
-def _check_unit(**values: float) -> None:
-    for name, value in values.items():
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-
-
 @dataclasses.dataclass(frozen=True)
 class ModularMeanFlowConfig(MeanFlowConfig):
     """MeanFlow's section plus the gradient modulation: lambda rises linearly from 0 to
@@ -55,7 +56,7 @@ class ModularMeanFlowConfig(MeanFlowConfig):
 
     def check(self) -> None:
         super().check()
-        _check_unit(modulation=self.modulation, warmup=self.warmup)
+        check_fraction(modulation=self.modulation, warmup=self.warmup)
 
 
 class ModularMeanFlow(MeanFlow):
@@ -85,7 +86,7 @@ class ModularMeanFlow(MeanFlow):
             key,
             x1,
             source=self.source,
-            times=self.times,
+            times=c.time_pairs(),
             power=c.power,
             eps=c.eps,
             guided_velocity=velocity,
@@ -96,9 +97,9 @@ class ModularMeanFlow(MeanFlow):
 
 
 @dataclasses.dataclass(frozen=True)
-class SplitMeanFlowConfig(MeanFlowConfig):
-    """MeanFlow's section; half the batch distinct (no official code: the public
-    reimplementation's boundary share)."""
+class SplitMeanFlowConfig(TimePairsConfig):
+    """MeanFlow's times, half the batch distinct (no official code: the public
+    reimplementation's boundary share), and its conditioning; no loss weighting."""
 
     ratio: float = 0.5
 
@@ -119,17 +120,17 @@ class SplitMeanFlow(MeanFlow):
         context: TrainContext | None,
     ) -> tuple[Array, dict[str, Array]]:
         del context
-        source, times = self.source, self.times
+        source, times = self.source, self.config.time_pairs()
         return flow_maps.split_meanflow_loss(
             field, params, key, x1, source=source, times=times, velocity=velocity, cond=cond
         )
 
 
 @dataclasses.dataclass(frozen=True)
-class ShortcutConfig(MeanFlowConfig):
-    """ratio: the self-consistency share of the batch (the code's 1/8); levels: step sizes
-    1, 1/2, ..., 2^-(levels - 1) (the code's 7, flow matching at 1/128); teacher: "ema" (the
-    code's) or "online"."""
+class ShortcutConfig(FlowMapConfig):
+    """The conditioning (`FlowMapConfig`) and: ratio, the self-consistency share of the batch
+    (the code's 1/8); levels: step sizes 1, 1/2, ..., 2^-(levels - 1) (the code's 7, flow
+    matching at 1/128); teacher: "ema" (the code's) or "online"."""
 
     ratio: float = 0.125
     levels: int = 7
@@ -140,6 +141,7 @@ class ShortcutConfig(MeanFlowConfig):
 
     def check(self) -> None:
         super().check()
+        check_fraction(ratio=self.ratio)
         if self.levels < 1:
             raise ValueError(f"levels must be positive, got {self.levels}")
 
@@ -191,7 +193,7 @@ class AlphaFlowConfig(MeanFlowConfig):
 
     def check(self) -> None:
         super().check()
-        _check_unit(alpha_start=self.alpha_start, alpha_end=self.alpha_end, clamp=self.clamp)
+        check_fraction(alpha_start=self.alpha_start, alpha_end=self.alpha_end, clamp=self.clamp)
         if not 0.0 <= self.begin < self.end <= 1.0:
             raise ValueError(f"need 0 <= begin < end <= 1, got {self.begin}, {self.end}")
 
@@ -227,7 +229,7 @@ class AlphaFlow(MeanFlow):
             x1,
             source=self.source,
             alpha=self.alpha(context),
-            times=self.times,
+            times=c.time_pairs(),
             power=c.power,
             eps=c.eps,
             velocity=velocity,
@@ -236,11 +238,12 @@ class AlphaFlow(MeanFlow):
 
 
 @dataclasses.dataclass(frozen=True)
-class SoFlowConfig(MeanFlowConfig):
-    """The paper's CIFAR-10 settings in our convention: `ratio` the solution-consistency share
-    (1: no flow-matching rows), logit-normal means of the flow-matching, start and end times
-    (the paper's (-0.9, -0.9, -4.0) at t = 1 noise, negated), one std; `rho` decays
-    exponentially from `rho_start` to `rho_end` over the run; adaptive weighting 0.75."""
+class SoFlowConfig(FlowMapConfig):
+    """The conditioning (`FlowMapConfig`) and the paper's CIFAR-10 settings in our convention:
+    `ratio` the solution-consistency share (1: no flow-matching rows), logit-normal means of
+    the flow-matching, start and end times (the paper's (-0.9, -0.9, -4.0) at t = 1 noise,
+    negated), one std; `rho` decays exponentially from `rho_start` to `rho_end` over the run;
+    adaptive weighting `1 / (error + eps)^power`, power 0.75."""
 
     ratio: float = 1.0
     fm_mean: float = 0.9
@@ -250,9 +253,14 @@ class SoFlowConfig(MeanFlowConfig):
     rho_start: float = 1.0
     rho_end: float = 3.125e-4
     power: float = 0.75
+    eps: float = 1e-3
 
     def check(self) -> None:
         super().check()
+        check_fraction(ratio=self.ratio)
+        check_weighting(self.power, self.eps)
+        if self.time_std <= 0:
+            raise ValueError(f"time_std must be positive, got {self.time_std}")
         if not 0.0 < self.rho_end <= self.rho_start <= 1.0:
             raise ValueError(f"need 0 < rho_end <= rho_start <= 1, got {self.rho_end}")
 
@@ -294,9 +302,9 @@ class SoFlow(MeanFlow):
 
 
 @dataclasses.dataclass(frozen=True)
-class TVMConfig(MeanFlowConfig):
-    """teacher: the terminal velocity's parameters ("online", stopped; the paper keeps its own
-    EMA of decay 0.99, "ema" uses the run's)."""
+class TVMConfig(FlowMapConfig):
+    """The conditioning (`FlowMapConfig`) and `teacher`: the terminal velocity's parameters
+    ("online", stopped; the paper keeps its own EMA of decay 0.99, "ema" uses the run's)."""
 
     teacher: str = "online"
 
@@ -326,13 +334,15 @@ class TVM(MeanFlow):
 
 
 @dataclasses.dataclass(frozen=True)
-class ConsistencyFMConfig(MeanFlowConfig):
-    """The paper's CIFAR-10 settings: `segments`, `delta`, the velocity weight `alpha`, and the
-    teacher ("online", stopped, as its code; the paper writes an EMA)."""
+class ConsistencyFMConfig(FlowMapConfig):
+    """Label dropout (no folded guidance) and the paper's CIFAR-10 settings: `segments`,
+    `delta`, the velocity weight `alpha`, times `t ~ U(eps, 1)`, and the teacher ("online",
+    stopped, as its code; the paper writes an EMA)."""
 
     segments: int = 2
     delta: float = 1e-3
     alpha: float = 1e-5
+    eps: float = 1e-3
     teacher: str = "online"
 
     def choices(self) -> dict[str, Collection]:
@@ -342,6 +352,8 @@ class ConsistencyFMConfig(MeanFlowConfig):
         super().check()
         if self.segments < 1 or not 0.0 < self.delta < 1.0 / self.segments:
             raise ValueError("need segments >= 1 and 0 < delta < 1 / segments")
+        if not 0.0 <= self.eps < 1.0:
+            raise ValueError(f"eps must be in [0, 1), got {self.eps}")
 
 
 class ConsistencyFM(MeanFlow):
@@ -388,5 +400,6 @@ class ConsistencyFM(MeanFlow):
             segments=c.segments,
             delta=c.delta,
             alpha=c.alpha,
+            eps=c.eps,
             cond=cond,
         )

@@ -40,8 +40,37 @@ from flowjax.families.cfm import CFM, CFMConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class MeanFlowConfig:
-    """The `flow` section of a MeanFlow run.
+class FlowMapConfig:
+    """What every `flow` section of the MeanFlow family holds: the conditioning.
+
+    label_dropout: probability of the null class (class-conditional networks).
+    omega, kappa: guidance folded into the target, `omega v + kappa u(c) + (1 - omega -
+      kappa) u(null)` at s in [guidance_low, guidance_high] (omega = 1, kappa = 0: none).
+    """
+
+    label_dropout: float = 0.0
+    omega: float = 1.0
+    kappa: float = 0.0
+    guidance_low: float = 0.0
+    guidance_high: float = 1.0
+
+    def choices(self) -> dict[str, Collection]:
+        return {}
+
+    def check(self) -> None:
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
+        if not 0.0 <= self.guidance_low <= self.guidance_high <= 1.0:
+            raise ValueError("the guidance interval must lie in [0, 1]")
+
+    @property
+    def guided(self) -> bool:
+        return self.omega != 1.0 or self.kappa != 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TimePairsConfig(FlowMapConfig):
+    """A section of the MeanFlow family that draws its times (s, e) as MeanFlow does.
 
     ratio: fraction of the batch with s != e (the paper's best: 0.25).
     time_mean, time_std: the logit-normal of both times, in our convention (the paper's
@@ -53,10 +82,6 @@ class MeanFlowConfig:
     time_pairing: "sort" (the two draws sorted, then e = s on 1 - ratio of the batch: the
       paper's, py-meanflow's tr_sampler v0) or "max" (e = s on 1 - ratio, then e = max(s, e):
       its v1); `flowjax.time_samplers.TimePairs`.
-    power, eps: adaptive weighting `1 / (error + eps)^power` (0: the plain squared error).
-    label_dropout: probability of the null class (class-conditional networks).
-    omega, kappa: guidance folded into the target, `omega v + kappa u(c) + (1 - omega -
-      kappa) u(null)` at s in [guidance_low, guidance_high] (omega = 1, kappa = 0: none).
     """
 
     ratio: float = 0.25
@@ -65,32 +90,55 @@ class MeanFlowConfig:
     end_mean: float | None = None
     end_std: float | None = None
     time_pairing: str = "sort"
-    power: float = 1.0
-    eps: float = 1e-3
-    label_dropout: float = 0.0
-    omega: float = 1.0
-    kappa: float = 0.0
-    guidance_low: float = 0.0
-    guidance_high: float = 1.0
 
     def choices(self) -> dict[str, Collection]:
-        return {"time_pairing": time_samplers.PAIRINGS}
+        return {**super().choices(), "time_pairing": time_samplers.PAIRINGS}
 
     def check(self) -> None:
-        if not 0.0 <= self.ratio <= 1.0:
-            raise ValueError(f"ratio must be in [0, 1], got {self.ratio}")
-        if self.time_std <= 0 or self.eps <= 0 or self.power < 0:
-            raise ValueError("time_std and eps must be positive and power >= 0")
+        super().check()
+        check_fraction(ratio=self.ratio)
+        if self.time_std <= 0:
+            raise ValueError(f"time_std must be positive, got {self.time_std}")
         if self.end_std is not None and self.end_std <= 0:
             raise ValueError(f"end_std must be positive, got {self.end_std}")
-        if not 0.0 <= self.label_dropout < 1.0:
-            raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
-        if not 0.0 <= self.guidance_low <= self.guidance_high <= 1.0:
-            raise ValueError("the guidance interval must lie in [0, 1]")
 
-    @property
-    def guided(self) -> bool:
-        return self.omega != 1.0 or self.kappa != 0.0
+    def time_pairs(self) -> time_samplers.TimePairs:
+        """The sampler of the times (s, e) these settings describe."""
+        start = time_samplers.LogitNormal(self.time_mean, self.time_std)
+        end = None
+        if self.end_mean is not None or self.end_std is not None:
+            end = time_samplers.LogitNormal(
+                self.time_mean if self.end_mean is None else self.end_mean,
+                self.time_std if self.end_std is None else self.end_std,
+            )
+        return time_samplers.TimePairs(start, self.ratio, end, self.time_pairing)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanFlowConfig(TimePairsConfig):
+    """The `flow` section of a MeanFlow run: its times (`TimePairsConfig`), its conditioning
+    (`FlowMapConfig`) and the adaptive weighting `1 / (error + eps)^power` (power 0: the plain
+    squared error)."""
+
+    power: float = 1.0
+    eps: float = 1e-3
+
+    def check(self) -> None:
+        super().check()
+        check_weighting(self.power, self.eps)
+
+
+def check_fraction(**values: float) -> None:
+    """ValueError unless each value lies in [0, 1]."""
+    for name, value in values.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def check_weighting(power: float, eps: float) -> None:
+    """ValueError unless the adaptive weighting's `eps > 0` and `power >= 0`."""
+    if eps <= 0 or power < 0:
+        raise ValueError(f"need eps > 0 and power >= 0, got eps {eps}, power {power}")
 
 
 class MeanFlow:
@@ -99,21 +147,13 @@ class MeanFlow:
     Config = MeanFlowConfig
     sampler_methods = ("flow_map", "renoise", *solvers.METHODS)
 
-    def __init__(self, config: MeanFlowConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
+    def __init__(self, config: FlowMapConfig, data: DataSpec, mesh: Mesh | None = None) -> None:
         if not data.is_float or data.manifold is not None:
             raise ValueError(f"MeanFlow needs Euclidean float data, got {data}")
         if data.num_classes is None and (config.label_dropout or config.guided):
             raise ValueError("label_dropout and guidance need class labels in the data")
         self.config, self.data = config, data
         self.source = sources.Gaussian(1.0)
-        start = time_samplers.LogitNormal(config.time_mean, config.time_std)
-        end = None
-        if config.end_mean is not None or config.end_std is not None:
-            end = time_samplers.LogitNormal(
-                config.time_mean if config.end_mean is None else config.end_mean,
-                config.time_std if config.end_std is None else config.end_std,
-            )
-        self.times = time_samplers.TimePairs(start, config.ratio, end, config.time_pairing)
         self.network = NetworkSpec(data.event_shape, data.event_shape, times=2)
         self.flow_matching = CFM(CFMConfig(), data, mesh)  # the instantaneous velocity's tools
 
@@ -152,7 +192,7 @@ class MeanFlow:
             key,
             x1,
             source=self.source,
-            times=self.times,
+            times=c.time_pairs(),
             power=c.power,
             eps=c.eps,
             guided_velocity=velocity,

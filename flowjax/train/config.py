@@ -407,19 +407,21 @@ def _tuples(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def from_dict(cls: type, values: Mapping) -> Any:
-    """Rebuild a config section from `to_dict` output (unknown keys are an error)."""
+def from_dict(cls: type, values: Mapping, known_only: bool = False) -> Any:
+    """Rebuild a config section from `to_dict` output; unknown keys are an error, or, with
+    `known_only` (a saved run's settings that the code no longer has), dropped."""
     if cls is ModelConfig:
         return ModelConfig(**{k: _tuples(v) for k, v in values.items()})
     hints = typing.get_type_hints(cls)
     unknown = set(values) - set(hints)
-    if unknown:
+    if unknown and not known_only:
         raise ConfigError(f"unknown keys {sorted(unknown)} for {cls.__name__}")
     if cls is TrainConfig:
         hints["flow"] = family_class(values.get("family", "cfm")).Config
     kwargs = {
-        k: from_dict(hints[k], v) if _is_section_type(hints[k]) else _tuples(v)
+        k: from_dict(hints[k], v, known_only) if _is_section_type(hints[k]) else _tuples(v)
         for k, v in values.items()
+        if k in hints
     }
     return cls(**kwargs)
 

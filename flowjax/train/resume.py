@@ -61,10 +61,12 @@ def changes(config: TrainConfig, saved: dict, workdir: Path, allowed: bool) -> d
     """The changes from the checkpoint's config `saved` (`to_dict` form) to `config` that are
     not operational, `{key: (old, new)}`; a ConfigError for any structural change, and for any
     other one unless `allowed`. A setting that `saved` lacks (added since the run started)
-    compares as its default, the behaviour the run had."""
+    compares as its default, the behaviour the run had; one that the code no longer has (outside
+    the free-form `model` section) is dropped, as it can no longer take effect."""
     defaults = TrainConfig(family=config.family, flow=type(config.flow)())
-    old = _flat(json.loads(to_json(defaults))) | _flat(saved)
     new = _flat(json.loads(to_json(config)))  # both as JSON has them
+    old = _flat(json.loads(to_json(defaults))) | _flat(saved)
+    old = {k: v for k, v in old.items() if k in new or k.startswith("model.")}
     diff = {
         key: (old.get(key), new.get(key))
         for key in sorted(set(old) | set(new))
@@ -100,7 +102,8 @@ def _set(tree: dict, key: str, value: Any) -> None:
 
 
 def effective_config(workdir: Path) -> TrainConfig:
-    """The run's config now: `config.json` with the changes of `history.jsonl` applied."""
+    """The run's config now: `config.json` with the changes of `history.jsonl` applied (the
+    settings the code no longer has dropped, as `changes` drops them)."""
     path = workdir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{workdir} holds no run (no config.json): train one first")
@@ -110,7 +113,7 @@ def effective_config(workdir: Path) -> TrainConfig:
     for row in rows:
         for key, (_, new) in json.loads(row)["changes"].items():
             _set(tree, key, new)
-    return from_dict(TrainConfig, tree)
+    return from_dict(TrainConfig, tree, known_only=True)
 
 
 RUN_FILES = ("checkpoints", "checkpoints.damaged", "metrics.jsonl", "tensorboard", "samples")

@@ -361,6 +361,23 @@ def test_settings_added_since_a_run_started_resume_at_their_defaults(tmp_path):
         changes(apply_overrides(config, ["--config.data.augment_p=0.5"]), saved, tmp_path, True)
 
 
+def test_settings_removed_since_a_run_started_are_dropped_on_resume(tmp_path):
+    """A shortcut run saved when its section still had MeanFlow's time settings (which it never
+    read) resumes, and its effective config rebuilds; a model argument is not dropped."""
+    from flowjax.train.config import ConfigError, to_json
+    from flowjax.train.resume import changes, effective_config
+
+    config = apply_overrides(load_config(TOY), ["--config.family=shortcut"])
+    saved = json.loads(to_json(config))
+    saved["flow"] |= {"time_mean": 0.4, "power": 1.0}
+    assert changes(config, saved, tmp_path, allowed=False) == {}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert effective_config(tmp_path) == config
+    saved["model"]["time_every_layer"] = True
+    with pytest.raises(ConfigError, match=r"model.time_every_layer: True -> None"):
+        changes(config, saved, tmp_path, allowed=False)
+
+
 @pytest.mark.slow
 def test_metrics_stay_strict_json_without_repeated_steps(tmp_path):
     """A run killed after its checkpoint at step 10 logged steps 15 and 20; resumed, it logs
