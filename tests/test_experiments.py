@@ -113,6 +113,24 @@ def test_mnist_guidance_reduced_run_writes_table_and_figures(tmp_path):
     assert run.main(argv)["fids"] == out["fids"]  # a rerun reads the cached results
 
 
+@pytest.mark.slow
+def test_one_step_mnist_reduced_run_scores_each_method_at_its_nfe(tmp_path):
+    from experiments.one_step_mnist import run
+    from tests.shared_data import shared_data
+
+    argv = ["--workdir", str(tmp_path), "--data", str(shared_data() / "mnist"), "--steps", "20"]
+    argv += ["--num", "100", "--reference", "100", "--methods", "FM", "MeanFlow"]
+    out = run.main(argv)
+    fm, meanflow = out["results"]["FM"], out["results"]["MeanFlow"]
+    assert {"NFE 1", "NFE 2", "NFE 10"} <= set(fm) and {"NFE 1", "NFE 2"} <= set(meanflow)
+    fids = [row[k]["fid"] for row in (fm, meanflow) for k in row if k.startswith("NFE")]
+    assert all(np.isfinite(fids)) and out["floor"] < min(fids)  # real digits beat 20 steps
+    assert fm["train_seconds"] > 0 and meanflow["train_seconds"] > 0
+    assert "| MeanFlow |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "samples.png").stat().st_size > 1_000
+    assert run.main(argv) == json.loads((tmp_path / "results.json").read_text())  # cached
+
+
 # App. Table 3 networks; the counts are TorchCFM's UNetModelWrapper's for the same settings
 LIPMAN_NETWORKS = {
     "cifar10_fm_ot": ((32, 32, 3), 142_861_315),
