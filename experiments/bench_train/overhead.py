@@ -49,14 +49,12 @@ def bare_rate(config, steps: int) -> float:  # noqa: ANN001
     return steps / (time.perf_counter() - start)
 
 
-def loop_rate(config, steps: int) -> float:  # noqa: ANN001
+def loop_rate(config) -> float:  # noqa: ANN001
     """steps/s over the last logging windows of a real run (compilation excluded)."""
     with tempfile.TemporaryDirectory() as workdir:
         train(config, workdir)
         logged = [json.loads(x) for x in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
-    rates = [m["steps_per_s"] for m in logged if "steps_per_s" in m][
-        1:
-    ]  # drop the compiling window
+    rates = [m["steps_per_s"] for m in logged if "steps_per_s" in m][1:]  # not the compiling one
     return len(rates) / sum(1.0 / r for r in rates)  # harmonic mean = total steps / total time
 
 
@@ -80,7 +78,7 @@ def main() -> None:
             ),
             checkpoint=dataclasses.replace(base.checkpoint, every=max(steps, 1000)),
         )
-        pairs = [(loop_rate(config, steps), bare_rate(config, steps)) for _ in range(args.repeats)]
+        pairs = [(loop_rate(config), bare_rate(config, steps)) for _ in range(args.repeats)]
         loop, bare = (statistics.median(x) for x in zip(*pairs, strict=True))
         print(f"| {batch} | {bare:,.1f} | {loop:,.1f} | {loop / bare:.3f} |", flush=True)
 

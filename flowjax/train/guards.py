@@ -46,7 +46,7 @@ class NonFiniteWatch:
         self.budget = budget
         self.pending: list[tuple[int, jax.Array]] = []
         self.streak, self.start, self.cause = 0, 0, 0
-        self.steps, self.skipped = 0, 0
+        self.steps = 0
 
     def add(self, step: int, codes: jax.Array) -> None:
         """Record the codes of the steps from `step` on (a device scalar, or `[k]` for the `k`
@@ -66,7 +66,6 @@ class NonFiniteWatch:
             if int(code) == 0:
                 self.streak = 0
                 continue
-            self.skipped += 1
             if self.streak == 0:
                 self.start, self.cause = step, int(code)
             self.streak += 1
