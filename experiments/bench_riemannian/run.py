@@ -5,8 +5,9 @@ machine, same run, the same MLP, data and step counts on each side (workloads.py
 
 Writes the training batches and held-out points (numpy, fixed seed; fire events on S^2, RNA
 torsions on T^7) to the workdir, runs the PyTorch side, then the JAX side (never
-concurrently), prints training steps/s, sampling points/s and likelihood points/s with the
-ratios ours / theirs, and writes the table and the raw JSON to the workdir.
+concurrently), prints training steps/s, sampling points/s (and the bound its network calls
+alone set) and likelihood points/s with the ratios ours / theirs, and writes the table and the
+raw JSON to the workdir.
 """
 
 import argparse
