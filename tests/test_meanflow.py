@@ -196,7 +196,22 @@ def test_guidance_folded_into_the_target():
     expected = 2.0 * v - u_null  # omega v + (1 - omega) u(null), kappa = 0
     inside = (s <= 0.5) & (y >= 0)
     np.testing.assert_allclose(guided, jnp.where(inside[:, None], expected, v), atol=1e-6)
-    assert np.any(inside) and np.any(~inside) and u_c.shape == x.shape
+    assert np.any(inside) and np.any(~inside)
+    family = MeanFlow(MeanFlowConfig(omega=2.0, kappa=0.5, guidance_high=0.5), data)
+    guided = family._guided_velocity(labelled, PARAMS, {"y": y})(x, s, v)
+    expected = 2.0 * v + 0.5 * u_c - 1.5 * u_null
+    np.testing.assert_allclose(guided, jnp.where(inside[:, None], expected, v), atol=1e-6)
+    batches = []
+
+    def counted(params, x, times, y):
+        batches.append(x.shape[0])
+        return labelled(params, x, times, y)
+
+    for kappa, calls in ((0.0, [8]), (0.5, [16])):  # kappa = 0: the null output alone
+        batches.clear()
+        config = MeanFlowConfig(omega=2.0, kappa=kappa)
+        MeanFlow(config, data)._guided_velocity(counted, PARAMS, {"y": y})(x, s, v)
+        assert batches == calls
     with pytest.raises(ValueError, match="class labels"):
         MeanFlow(MeanFlowConfig(omega=2.0), DataSpec((2,)))
 

@@ -211,11 +211,16 @@ class MeanFlow:
         self, field: Field, params: Any, cond: Mapping[str, Array]
     ) -> Callable[[Array, Array, Array], Array]:
         """The paper's guided target velocity, for samples with a label (not the null class)
-        at s within the guidance interval; v elsewhere."""
+        at s within the guidance interval; v elsewhere. With kappa = 0 only the null class's
+        output enters: one network call on the batch, not one on the doubled batch."""
         c, v_at = self.config, self.velocity(field)
 
         def velocity(x: Array, s: Array, v: Array) -> Array:
-            conditional, unconditional = guidance.both_halves(v_at, params, x, s, dict(cond))
+            if c.kappa:
+                conditional, unconditional = guidance.both_halves(v_at, params, x, s, dict(cond))
+            else:
+                null = jnp.full_like(cond["y"], guidance.NULL_LABEL)
+                conditional, unconditional = 0.0, v_at(params, x, s, **{**cond, "y": null})
             mixed = c.omega * v + c.kappa * conditional + (1 - c.omega - c.kappa) * unconditional
             inside = (s >= c.guidance_low) & (s <= c.guidance_high) & (cond["y"] >= 0)
             inside &= cond["y"] < self.data.num_classes
