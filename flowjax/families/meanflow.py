@@ -218,9 +218,8 @@ class MeanFlow:
         def velocity(x: Array, s: Array, v: Array) -> Array:
             if c.kappa:
                 conditional, unconditional = guidance.both_halves(v_at, params, x, s, dict(cond))
-            else:
-                null = jnp.full_like(cond["y"], guidance.NULL_LABEL)
-                conditional, unconditional = 0.0, v_at(params, x, s, **{**cond, "y": null})
+            else:  # guidance at w = 0: the null class's field, one call
+                conditional, unconditional = 0.0, guidance.guided(v_at, 0.0)(params, x, s, **cond)
             mixed = c.omega * v + c.kappa * conditional + (1 - c.omega - c.kappa) * unconditional
             inside = (s >= c.guidance_low) & (s <= c.guidance_high) & (cond["y"] >= 0)
             inside &= cond["y"] < self.data.num_classes
